@@ -47,8 +47,9 @@ class RowDigest:
         self.rows += 1
         self._ordered.update(struct.pack("!I", len(body)))
         self._ordered.update(body)
-        self._unordered = (self._unordered + int.from_bytes(
-            hashlib.blake2b(body, digest_size=16).digest(), "big")) % _MOD
+        self._unordered = (
+            self._unordered + int.from_bytes(hashlib.blake2b(body, digest_size=16).digest(), "big")
+        ) % _MOD
 
     def add_values(self, values: Sequence[bytes | None]) -> None:
         self.add_datarow(encode_row(values))

@@ -144,8 +144,10 @@ class Statement:
 
     def param_bytes(self) -> list[bytes | None]:
         """The parameter values as the client sent them on the wire."""
-        return [decode_param(v, param_is_binary(self.param_formats, i))
-                for i, v in enumerate(self.params)]
+        return [
+            decode_param(v, param_is_binary(self.param_formats, i))
+            for i, v in enumerate(self.params)
+        ]
 
     def copy_bytes(self) -> bytes | None:
         return None if self.copy_data is None else decode_bytes(self.copy_data)
@@ -155,8 +157,11 @@ class Statement:
         obj["columns"] = [list(c) for c in self.columns]
         # Omit defaults to keep lines short: most statements have no error, no COPY data.
         defaults = _STATEMENT_DEFAULTS
-        slim = {k: v for k, v in obj.items() if k in ("session", "seq", "start", "sql")
-                or v != defaults.get(k)}
+        slim = {
+            k: v
+            for k, v in obj.items()
+            if k in ("session", "seq", "start", "sql") or v != defaults.get(k)
+        }
         return {"type": "statement", **slim}
 
     @classmethod
@@ -170,11 +175,27 @@ class Statement:
 
 
 _STATEMENT_DEFAULTS: dict[str, Any] = {
-    "protocol": "simple", "duration": 0.0, "params": [], "param_types": [],
-    "param_formats": [], "result_formats": [], "statement_name": "", "portal_name": "",
-    "max_rows": 0, "batch": None, "batch_index": 0, "tag": None, "rows": None,
-    "columns": [], "digest": None, "digest_unordered": None, "error": None,
-    "tx_status": "", "copy_data": None, "replayable": True, "note": "",
+    "protocol": "simple",
+    "duration": 0.0,
+    "params": [],
+    "param_types": [],
+    "param_formats": [],
+    "result_formats": [],
+    "statement_name": "",
+    "portal_name": "",
+    "max_rows": 0,
+    "batch": None,
+    "batch_index": 0,
+    "tag": None,
+    "rows": None,
+    "columns": [],
+    "digest": None,
+    "digest_unordered": None,
+    "error": None,
+    "tx_status": "",
+    "copy_data": None,
+    "replayable": True,
+    "note": "",
 }
 
 Record = Session | SessionEnd | Statement

@@ -12,6 +12,7 @@ system user, created on first use (the wheel does the same).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -81,13 +82,22 @@ def _open_to(path: Path) -> None:
 class EmbeddedServer:
     """One private PostgreSQL cluster on 127.0.0.1, alive between start() and stop()."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self.settings = {"fsync": "off", "full_page_writes": "off",
-                         "synchronous_commit": "off", "max_connections": "200",
-                         **(settings or {})}
+        self.settings = {
+            "fsync": "off",
+            "full_page_writes": "off",
+            "synchronous_commit": "off",
+            "max_connections": "200",
+            **(settings or {}),
+        }
         self.root: Path | None = None
         self._user: str | None = None
 
@@ -101,8 +111,15 @@ class EmbeddedServer:
 
     def _run(self, args: list[str], timeout: float = 120) -> None:
         try:
-            subprocess.run(args, check=True, capture_output=True, text=True, timeout=timeout,
-                           user=self._user, cwd="/")
+            subprocess.run(
+                args,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                user=self._user,
+                cwd="/",
+            )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()
             last = detail[-1] if detail else f"exit {exc.returncode}"
@@ -120,29 +137,57 @@ class EmbeddedServer:
             _open_to(bin_dir())
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             _open_to(self.root)
-        self._run([tool("initdb"), "-D", str(self.datadir), "--auth=trust", "-U", "postgres",
-                   "--encoding=UTF8", "--locale=C", "--no-sync"])
+        self._run(
+            [
+                tool("initdb"),
+                "-D",
+                str(self.datadir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
         options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         options += f" -h {self.host} -p {self.port} -k {self.root}"
-        self._run([tool("pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60", "-o", options,
-                   "-l", str(self.root / "server.log"), "start"])
+        self._run(
+            [
+                tool("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "-l",
+                str(self.root / "server.log"),
+                "start",
+            ]
+        )
         return self
 
     def stop(self) -> None:
         if self.root is None:
             return
         if (self.datadir / "postmaster.pid").exists():
-            try:
-                self._run([tool("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w",
-                           "stop"], timeout=60)
-            except SetupError:
-                pass
+            with contextlib.suppress(SetupError):
+                self._run(
+                    [tool("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
+                    timeout=60,
+                )
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
     def __enter__(self) -> EmbeddedServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

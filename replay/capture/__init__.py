@@ -1,0 +1,1 @@
+"""Capture: record what an application sends to PostgreSQL, through a mitmproxy proxy."""

@@ -1,0 +1,213 @@
+"""The on-disk capture format: a folder of append-only, line-oriented segments.
+
+A capture is a folder (created owner-only). Each writer process appends to its own
+segments, named ``<writer>-<n>.jsonl`` with ``n`` counting from 1; a segment is rotated
+when it passes ``segment_bytes``. Every segment opens with a header line::
+
+    {"format": "shadow-replay-capture", "version": 1, "writer": "...", "segment": 1, ...}
+
+followed by one record per line (see :mod:`replay.records`). Lines are flushed as
+written and fsynced every ``fsync_interval`` seconds and at close, so a proxy that is
+killed loses at most the line it was writing: the reader returns every whole record
+before a torn last line and reports the file and offset.
+
+Reading streams: memory does not depend on the capture's length.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from replay.errors import CaptureError
+from replay.records import Record, record_from_json
+
+FORMAT = "shadow-replay-capture"
+VERSION = 1
+SEGMENT_RE = re.compile(r"^(?P<writer>[A-Za-z0-9_.-]+)-(?P<n>\d{6})\.jsonl$")
+
+log = logging.getLogger(__name__)
+Warn = Callable[[str], None]
+
+
+def _log_warning(message: str) -> None:
+    log.warning("%s", message)
+
+
+def _writer_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}.{os.getpid()}.{int(time.time())}"
+
+
+def make_capture_dir(folder: Path) -> None:
+    """Create the capture folder owner-only (captures hold production data)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+
+
+class CaptureWriter:
+    """Appends records to a capture folder. Not thread-safe: one writer thread."""
+
+    def __init__(
+        self,
+        folder: Path | str,
+        *,
+        meta: dict[str, Any] | None = None,
+        segment_bytes: int = 64 << 20,
+        fsync_interval: float = 1.0,
+        writer: str | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.meta = dict(meta or {})
+        self.segment_bytes = segment_bytes
+        self.fsync_interval = fsync_interval
+        self.writer = writer or _writer_id()
+        self.records = 0
+        self._segment = 0
+        self._file: IO[str] | None = None
+        self._size = 0
+        self._last_sync = time.monotonic()
+        try:
+            make_capture_dir(self.folder)
+        except OSError as exc:
+            raise CaptureError(
+                f"cannot create capture folder {self.folder}: {exc.strerror}"
+            ) from exc
+
+    @property
+    def segment_path(self) -> Path:
+        return self.folder / f"{self.writer}-{self._segment:06d}.jsonl"
+
+    def _open_next(self) -> IO[str]:
+        self._close_file()
+        self._segment += 1
+        fd = os.open(self.segment_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "writer": self.writer,
+            "segment": self._segment,
+            "created": time.time(),
+            **self.meta,
+        }
+        line = json.dumps(header, separators=(",", ":")) + "\n"
+        handle.write(line)
+        handle.flush()
+        self._file = handle
+        self._size = len(line)
+        return handle
+
+    def write(self, record: Record) -> None:
+        line = json.dumps(record.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        handle = self._file
+        if handle is None or self._size >= self.segment_bytes:
+            handle = self._open_next()
+        handle.write(line)
+        handle.flush()
+        self._size += len(line)
+        self.records += 1
+        if time.monotonic() - self._last_sync >= self.fsync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._last_sync = time.monotonic()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self.sync()
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        self._close_file()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Segment:
+    path: Path
+    writer: str
+    number: int
+
+
+def segments(folder: Path | str) -> list[Segment]:
+    """The segments of a capture, each writer's in order; CaptureError if there are none."""
+    path = Path(folder)
+    if not path.exists():
+        raise CaptureError(f"capture not found: {path}")
+    if not path.is_dir():
+        raise CaptureError(f"not a capture folder: {path}")
+    found = []
+    for entry in path.iterdir():
+        match = SEGMENT_RE.match(entry.name)
+        if match:
+            found.append(Segment(entry, match["writer"], int(match["n"])))
+    if not found:
+        raise CaptureError(f"no capture segments in {path}")
+    return sorted(found, key=lambda s: (s.writer, s.number))
+
+
+def read_header(segment: Path) -> dict[str, Any]:
+    try:
+        with segment.open("rb") as handle:
+            first = handle.readline()
+    except OSError as exc:
+        raise CaptureError(f"cannot read {segment}: {exc.strerror}") from exc
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CaptureError(f"{segment} is not a shadow-replay capture segment")
+    if header.get("version") != VERSION:
+        raise CaptureError(
+            f"{segment}: capture format version {header.get('version')} "
+            f"is not supported (this version reads {VERSION})"
+        )
+    return header
+
+
+def capture_meta(folder: Path | str) -> dict[str, Any]:
+    """The header of the capture's first segment (its writer, source, options)."""
+    return read_header(segments(folder)[0].path)
+
+
+def _segment_records(segment: Path, warn: Warn) -> Iterator[Record]:
+    read_header(segment)
+    with segment.open("rb") as handle:
+        offset = len(handle.readline())
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                warn(
+                    f"{segment}: torn last record at offset {offset} ignored "
+                    "(the writer was stopped mid-line)"
+                )
+                return
+            try:
+                yield record_from_json(json.loads(raw))
+            except (ValueError, KeyError, TypeError) as exc:
+                warn(f"{segment}: unreadable record at offset {offset} skipped ({exc})")
+            offset += len(raw)
+
+
+def read_records(folder: Path | str, warn: Warn = _log_warning) -> Iterator[Record]:
+    """Every record of a capture, streamed: each writer's segments in order."""
+    for segment in segments(folder):
+        yield from _segment_records(segment.path, warn)
