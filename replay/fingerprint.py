@@ -1,0 +1,67 @@
+"""Query classes: pglast fingerprints and the facts about a statement's SQL we need.
+
+A query class is PostgreSQL's own fingerprint of the parse tree (the same one
+pg_stat_statements-style tools use through libpg_query), so ``... WHERE id = 1`` and
+``... WHERE id = $1`` fall in one class. SQL that does not parse (the application sent
+a syntax error, or a dialect pglast does not know) still gets a stable class from its
+normalized text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+from pglast import parser
+
+_SPACE = re.compile(r"\s+")
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+
+
+@lru_cache(maxsize=65536)
+def fingerprint(sql: str) -> str:
+    """The query class of ``sql``: 16 hex digits."""
+    try:
+        return str(parser.fingerprint(sql))
+    except Exception:  # pglast raises ParseError and, on odd input, others
+        text = _SPACE.sub(" ", _LITERAL.sub("?", sql)).strip().lower()
+        return "x" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()[1:]
+
+
+@lru_cache(maxsize=65536)
+def normalize(sql: str) -> str:
+    """``sql`` with its constants replaced by placeholders, for display."""
+    try:
+        return str(parser.normalize(sql))
+    except Exception:
+        return _SPACE.sub(" ", sql).strip()
+
+
+@lru_cache(maxsize=65536)
+def has_top_level_order_by(sql: str) -> bool:
+    """Whether the rows of ``sql`` come in a defined order, so order matters in comparing.
+
+    Only an ORDER BY of the outermost SELECT counts; one inside a subquery or a
+    window does not fix the order of the result.
+    """
+    try:
+        statements = parser.parse_sql(sql)
+    except Exception:
+        return False
+    if len(statements) != 1:
+        return False
+    node = statements[0].stmt
+    return type(node).__name__ == "SelectStmt" and bool(getattr(node, "sortClause", None))
+
+
+@lru_cache(maxsize=65536)
+def statement_kind(sql: str) -> str:
+    """The parse node name of the first statement (``SelectStmt``, ``InsertStmt``...)."""
+    try:
+        statements = parser.parse_sql(sql)
+    except Exception:
+        return "Unparsed"
+    if not statements:
+        return "Empty"
+    return type(statements[0].stmt).__name__

@@ -1,0 +1,144 @@
+"""Replay outcomes: what each target answered to each captured statement.
+
+The contract between the replay engine (writes), the comparison and the reports (read).
+One line per replayed statement in ``reports/NAME/outcomes.jsonl``, flat so that
+``pandas.read_json(path, lines=True)`` gives one column per field: the statement's
+identity and class, then for each target (``baseline``, ``candidate``, optionally
+``baseline2``) the fields of :class:`TargetOutcome` prefixed with the target's name,
+e.g. ``candidate_sqlstate``. Reports re-render from this file with no database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from replay.errors import BadInput
+
+OUTCOMES_FILE = "outcomes.jsonl"
+TARGETS = ("baseline", "candidate", "baseline2")
+Status = Literal["ok", "error", "timeout", "lost", "skipped"]
+
+
+@dataclass(slots=True)
+class TargetOutcome:
+    """One target's answer to one statement.
+
+    ``status`` is ``ok`` (a result), ``error`` (an ErrorResponse), ``timeout``
+    (statement_timeout or lock_timeout cancelled it), ``lost`` (the connection broke) or
+    ``skipped`` (not sent, e.g. after a lost connection until the next transaction).
+    ``columns`` is a JSON list of ``[name, type_oid]`` pairs, kept as a string so that a
+    DataFrame column compares it directly.
+    """
+
+    status: Status
+    tag: str | None = None
+    rows: int | None = None
+    columns: str = "[]"
+    digest: str | None = None
+    digest_unordered: str | None = None
+    sqlstate: str | None = None
+    message: str | None = None
+    duration: float = 0.0
+
+
+@dataclass(slots=True)
+class OutcomeRow:
+    """A replayed statement with every target's outcome.
+
+    ``cascade_of``: for an error that only cascades from an earlier failure in the same
+    transaction (SQLSTATE 25P02 on a target), the ``seq`` of that first failure, so the
+    comparison attributes it there instead of counting a class of its own.
+    """
+
+    session: str
+    seq: int
+    start: float
+    fingerprint: str
+    sql: str
+    params: list[str | None] = field(default_factory=list)
+    protocol: str = "simple"
+    application_name: str = ""
+    ordered: bool = False
+    captured_sqlstate: str | None = None
+    cascade_of: int | None = None
+    outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
+
+    def to_flat(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {k: getattr(self, k) for k in _IDENTITY}
+        for target, outcome in self.outcomes.items():
+            for key, value in asdict(outcome).items():
+                flat[f"{target}_{key}"] = value
+        return flat
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> OutcomeRow:
+        row = cls(**{k: flat[k] for k in _IDENTITY if k in flat})
+        for target in TARGETS:
+            if f"{target}_status" in flat:
+                row.outcomes[target] = TargetOutcome(
+                    **{
+                        k: flat.get(f"{target}_{k}")
+                        for k in _OUTCOME_FIELDS
+                        if f"{target}_{k}" in flat
+                    }
+                )
+        return row
+
+
+_IDENTITY = (
+    "session",
+    "seq",
+    "start",
+    "fingerprint",
+    "sql",
+    "params",
+    "protocol",
+    "application_name",
+    "ordered",
+    "captured_sqlstate",
+    "cascade_of",
+)
+_OUTCOME_FIELDS = tuple(TargetOutcome.__dataclass_fields__)
+
+
+class OutcomeWriter:
+    """Appends outcome rows to ``folder/outcomes.jsonl`` as they are produced."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.path = Path(folder) / OUTCOMES_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+        self.rows = 0
+
+    def write(self, row: OutcomeRow) -> None:
+        self._file.write(json.dumps(row.to_flat(), separators=(",", ":"), ensure_ascii=False))
+        self._file.write("\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> OutcomeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def outcomes_path(folder: Path | str) -> Path:
+    path = Path(folder) / OUTCOMES_FILE
+    if not path.exists():
+        raise BadInput(f"no replay outcomes in {folder} (expected {OUTCOMES_FILE})")
+    return path
+
+
+def iter_outcomes(folder: Path | str) -> Iterator[OutcomeRow]:
+    """Stream the saved outcome rows of a run."""
+    with outcomes_path(folder).open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield OutcomeRow.from_flat(json.loads(line))
