@@ -4,4 +4,7 @@ from __future__ import annotations
 
 import click
 
-ALL: list[click.Command] = []
+from replay.cli.capture import capture
+from replay.cli.inspect import inspect
+
+ALL: list[click.Command] = [capture, inspect]

@@ -1,0 +1,163 @@
+"""Summaries of a capture: what it holds, when, from whom, and its busiest query classes.
+
+One streaming pass; memory grows with the number of distinct query classes and open
+sessions, never with the number of statements. Filters narrow the pass to a time window,
+an application or some query classes, for incident forensics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replay.capture.format import read_records
+from replay.errors import BadInput
+from replay.fingerprint import fingerprint, normalize
+from replay.records import Session, SessionEnd, Statement
+
+
+def parse_time(value: str | float | None) -> float | None:
+    """Epoch seconds from an epoch number or an ISO 8601 time (UTC when no zone given)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise BadInput(f"not a time: {value!r} (use ISO 8601 or epoch seconds)") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class StatementFilter:
+    """Which statements a forensic look (or a replay) keeps."""
+
+    since: float | None = None
+    until: float | None = None
+    applications: frozenset[str] = frozenset()
+    classes: frozenset[str] = frozenset()
+
+    def keeps(self, statement: Statement, application: str) -> bool:
+        if self.since is not None and statement.start < self.since:
+            return False
+        if self.until is not None and statement.start > self.until:
+            return False
+        if self.applications and application not in self.applications:
+            return False
+        return not self.classes or fingerprint(statement.sql) in self.classes
+
+
+@dataclass
+class ClassSummary:
+    fingerprint: str
+    sql: str
+    count: int = 0
+    errors: int = 0
+    total_time: float = 0.0
+
+
+@dataclass
+class CaptureSummary:
+    statements: int = 0
+    sessions: int = 0
+    errors: int = 0
+    not_recorded: int = 0
+    not_replayable: int = 0
+    first: float | None = None
+    last: float | None = None
+    applications: Counter[str] = field(default_factory=Counter)
+    by_class: dict[str, ClassSummary] = field(default_factory=dict)
+
+    def busiest(self, top: int) -> list[ClassSummary]:
+        return sorted(self.by_class.values(), key=lambda c: (-c.count, c.fingerprint))[:top]
+
+    def to_json(self, top: int = 10) -> dict[str, Any]:
+        return {
+            "statements": self.statements,
+            "sessions": self.sessions,
+            "errors": self.errors,
+            "classes": len(self.by_class),
+            "first": iso(self.first),
+            "last": iso(self.last),
+            "not_recorded_sessions": self.not_recorded,
+            "not_replayable": self.not_replayable,
+            "applications": dict(self.applications.most_common()),
+            "busiest": [
+                {
+                    "fingerprint": c.fingerprint,
+                    "sql": normalize(c.sql),
+                    "count": c.count,
+                    "errors": c.errors,
+                    "total_ms": round(c.total_time * 1000, 3),
+                }
+                for c in self.busiest(top)
+            ],
+        }
+
+
+def summarize(
+    records: Iterable[Session | SessionEnd | Statement], keep: StatementFilter | None = None
+) -> CaptureSummary:
+    keep = keep or StatementFilter()
+    summary = CaptureSummary()
+    apps: dict[str, str] = {}
+    seen_sessions: set[str] = set()
+    for record in records:
+        if isinstance(record, Session):
+            apps[record.id] = record.application_name
+        elif isinstance(record, SessionEnd):
+            apps.pop(record.id, None)
+            if not record.recorded:
+                summary.not_recorded += 1
+        else:
+            app = apps.get(record.session, "")
+            if not keep.keeps(record, app):
+                continue
+            summary.statements += 1
+            if record.session not in seen_sessions:
+                seen_sessions.add(record.session)
+                summary.applications[app] += 1
+            if record.error is not None:
+                summary.errors += 1
+            if not record.replayable:
+                summary.not_replayable += 1
+            summary.first = (
+                record.start if summary.first is None else min(summary.first, record.start)
+            )
+            summary.last = record.start if summary.last is None else max(summary.last, record.start)
+            key = fingerprint(record.sql)
+            cls = summary.by_class.get(key)
+            if cls is None:
+                cls = summary.by_class[key] = ClassSummary(key, record.sql)
+            cls.count += 1
+            cls.errors += record.error is not None
+            cls.total_time += record.duration
+    summary.sessions = len(seen_sessions)
+    return summary
+
+
+def inspect_capture(
+    folder: Path | str,
+    keep: StatementFilter | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> CaptureSummary:
+    if warn is None:
+        return summarize(read_records(folder), keep)
+    return summarize(read_records(folder, warn), keep)
