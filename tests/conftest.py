@@ -9,15 +9,22 @@ for each test, dropped afterwards.
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from replay.server import EmbeddedServer
+from replay.server import EmbeddedServer, free_port
 
 
 @dataclass
@@ -68,3 +75,85 @@ def dsn(pg_server: PgServer) -> Iterator[str]:
         yield pg_server.dsn(name)
     finally:
         pg_server.drop_database(name)
+
+
+@dataclass
+class CaptureProxy:
+    """A real ``replay capture`` process between the test and ``pg_server``."""
+
+    port: int
+    out: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, dbname: str, user: str = "postgres", **params: str) -> str:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}" + (
+            f"?{query}" if query else ""
+        )
+
+    def stop(self) -> str:
+        """Stop the proxy like Ctrl-C does; returns what it printed on stderr."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            _, err = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return err.decode()
+
+    def records(self) -> list[Any]:
+        from replay.capture.format import read_records
+
+        return list(read_records(self.out))
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"process exited early: {process.stderr.read().decode()}"
+                if process.stderr
+                else "process exited early"
+            )
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def start_capture(upstream: str, out: Path, *extra: str) -> CaptureProxy:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "replay.cli",
+            "capture",
+            "--upstream",
+            upstream,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_port(port, process)
+    return CaptureProxy(port, out, process)
+
+
+@pytest.fixture
+def capture_proxy(pg_server: PgServer, tmp_path: Path) -> Iterator[CaptureProxy]:
+    """A capture proxy in front of the test server, recording into tmp_path/capture."""
+    proxy = start_capture(f"{pg_server.host}:{pg_server.port}", tmp_path / "capture")
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

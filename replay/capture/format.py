@@ -77,6 +77,8 @@ class CaptureWriter:
         self._last_sync = time.monotonic()
         try:
             make_capture_dir(self.folder)
+            # The first segment exists from the start: an idle capture is still a capture.
+            self._open_next()
         except OSError as exc:
             raise CaptureError(
                 f"cannot create capture folder {self.folder}: {exc.strerror}"

@@ -84,8 +84,9 @@ async def _serve(
     opts = options.Options()
     master = Master(opts)
     capture = PostgresCapture()
+    # Ours before NextLayer: the first addon to set a layer wins.
     master.addons.add(
-        proxyserver.Proxyserver(), next_layer.NextLayer(), capture, _FailFast(errors, master)
+        proxyserver.Proxyserver(), capture, next_layer.NextLayer(), _FailFast(errors, master)
     )
     opts.update(
         mode=[mode_spec(settings)],
