@@ -88,7 +88,10 @@ class EmbeddedServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         settings: dict[str, str] | None = None,
+        hba: str | None = None,
     ) -> None:
+        """``hba``: the text of pg_hba.conf, for tests of password logins (default trust)."""
+        self.hba = hba
         self.host = host
         self.port = port or free_port(host)
         self.settings = {
@@ -127,6 +130,31 @@ class EmbeddedServer:
         except subprocess.TimeoutExpired as exc:
             raise SetupError(f"embedded PostgreSQL: {Path(args[0]).name} timed out") from exc
 
+    def pg_ctl(self, action: str) -> None:
+        """Stop or start this cluster in place (``stop``, ``start``): an upstream restart."""
+        if action == "stop":
+            self._run([tool("pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"])
+        else:
+            self._run(
+                [
+                    tool("pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    self._options(),
+                    "-l",
+                    str(self.datadir.parent / "server.log"),
+                    action,
+                ]
+            )
+
+    def _options(self) -> str:
+        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
+        return options + f" -h {self.host} -p {self.port} -k {self.root}"
+
     def start(self) -> EmbeddedServer:
         self._user = _service_user()
         self.root = Path(tempfile.mkdtemp(prefix="replay-pg-"))
@@ -150,23 +178,9 @@ class EmbeddedServer:
                 "--no-sync",
             ]
         )
-        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
-        options += f" -h {self.host} -p {self.port} -k {self.root}"
-        self._run(
-            [
-                tool("pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-                "-l",
-                str(self.root / "server.log"),
-                "start",
-            ]
-        )
+        if self.hba is not None:
+            (self.datadir / "pg_hba.conf").write_text(self.hba)
+        self.pg_ctl("start")
         return self
 
     def stop(self) -> None:
