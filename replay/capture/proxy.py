@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import options
 from mitmproxy.addons import next_layer, proxyserver
@@ -78,6 +79,12 @@ class _FailFast:
             self.master.shutdown()
 
 
+def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
 async def _serve(
     settings: CaptureSettings, on_ready: Callable[[], None] | None, errors: _StartupErrors
 ) -> RecorderStats | None:
@@ -116,6 +123,13 @@ async def _serve(
     ready = asyncio.create_task(announce())
     await master.run()
     ready.cancel()
+    # Connections still open at shutdown: end their handlers here, quietly, rather than
+    # leave asyncio.run to cancel them and print each CancelledError.
+    loop.set_exception_handler(_quiet_cancellation)
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
     return stats[0] if stats else None
 
 

@@ -117,7 +117,9 @@ class Recorder:
         self._drain()
         now = time.time()
         for tap_id in list(self._trackers):
-            self._finish(tap_id, now, "proxy stopped")
+            # Recorded up to the stop: the session stays replayable, the reason says why
+            # it ends there.
+            self._finish(tap_id, now, "proxy stopped", failed=False)
         self.writer.close()
 
     # -- the recorder thread -------------------------------------------------------------
@@ -164,7 +166,7 @@ class Recorder:
             return
         self._write(tracker.pop_records())
 
-    def _finish(self, tap_id: int, ts: float, reason: str = "") -> None:
+    def _finish(self, tap_id: int, ts: float, reason: str = "", *, failed: bool = True) -> None:
         tracker = self._trackers.pop(tap_id, None)
         if tracker is None:
             return
@@ -177,7 +179,7 @@ class Recorder:
         if reason:
             for record in records:
                 if isinstance(record, SessionEnd) and record.recorded:
-                    record.recorded, record.reason = False, reason
+                    record.recorded, record.reason = not failed, reason
         self._write(records)
 
     def _write(self, records: list[Record]) -> None:
