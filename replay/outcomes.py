@@ -79,13 +79,10 @@ class OutcomeRow:
         row = cls(**{k: flat[k] for k in _IDENTITY if k in flat})
         for target in TARGETS:
             if f"{target}_status" in flat:
-                row.outcomes[target] = TargetOutcome(
-                    **{
-                        k: flat.get(f"{target}_{k}")
-                        for k in _OUTCOME_FIELDS
-                        if f"{target}_{k}" in flat
-                    }
-                )
+                fields: dict[str, Any] = {
+                    k: flat.get(f"{target}_{k}") for k in _OUTCOME_FIELDS if f"{target}_{k}" in flat
+                }
+                row.outcomes[target] = TargetOutcome(**fields)
         return row
 
 

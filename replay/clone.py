@@ -1,0 +1,356 @@
+"""Replay targets: the baseline, candidate and second baseline databases.
+
+Either the user names them (``--baseline/--candidate/--baseline2``: nothing is made or
+dropped), or :class:`Clones` makes them from ``--source``: a consistent ``pg_dump -Fc``
+(one snapshot) restored into a fresh *baseline* database on the scratch server, then
+*candidate* and *baseline2* as ``CREATE DATABASE ... TEMPLATE baseline`` copies. The
+wheel's ``pg_dump``/``pg_restore`` are used, so any older source dumps cleanly.
+
+Replay writes to its targets, so before anything is sent :func:`check_safe` refuses a
+target that is the capture's source (same server as the capture's ``upstream`` and a
+database its sessions used) or the ``--source`` database itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from replay.errors import BadInput, SetupError, UnsafeTarget
+from replay.server import EmbeddedServer, tool
+
+TARGET_NAMES = ("baseline", "candidate", "baseline2")
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A database the capture is replayed against; ``created`` if this run made it."""
+
+    name: str
+    conninfo: str
+    created: bool = False
+
+    @property
+    def display(self) -> str:
+        return strip_password(self.conninfo)
+
+
+def parse_conninfo(conninfo: str) -> dict[str, str]:
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
+    except psycopg.ProgrammingError as exc:
+        raise BadInput(f"not a PostgreSQL connection string: {strip_password(conninfo)}") from exc
+
+
+def strip_password(conninfo: str) -> str:
+    """``conninfo`` without its password, for logs and run.json."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "<unparsable connection string>"
+    params.pop("password", None)
+    return make_conninfo("", **params)
+
+
+def split_password(conninfo: str) -> tuple[str, dict[str, str]]:
+    """The conninfo without password, and the environment that supplies it (not argv)."""
+    params = parse_conninfo(conninfo)
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    return make_conninfo("", **params), env
+
+
+# --- safety -------------------------------------------------------------------------
+
+_LOOPBACK_NAMES = {"", "localhost", "localhost.localdomain"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.startswith("/") or host.lower() in _LOOPBACK_NAMES:
+        return True  # a Unix socket is this machine's server
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return set()
+
+
+def same_host(a: str, b: str) -> bool:
+    """Whether two host names reach the same machine (loopback spellings are equal)."""
+    a, b = a.strip("[]").lower(), b.strip("[]").lower()
+    if a == b or (_is_loopback(a) and _is_loopback(b)):
+        return True
+    resolved_a, resolved_b = _addresses(a), _addresses(b)
+    return bool(resolved_a & resolved_b)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    hosts: tuple[str, ...]
+    port: int
+    dbname: str
+
+    @classmethod
+    def of(cls, conninfo: str) -> Endpoint:
+        params = parse_conninfo(conninfo)
+        hosts = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST", "")
+        port = params.get("port") or os.environ.get("PGPORT") or "5432"
+        user = params.get("user") or os.environ.get("PGUSER") or _os_user()
+        dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user
+        try:
+            port_number = int(port.split(",")[0])
+        except ValueError as exc:
+            raise BadInput(f"bad port in {strip_password(conninfo)}") from exc
+        return cls(tuple(hosts.split(",")), port_number, dbname)
+
+    def same_server(self, host: str, port: int) -> bool:
+        return self.port == port and any(same_host(h, host) for h in self.hosts)
+
+
+def _os_user() -> str:
+    with contextlib.suppress(KeyError, ImportError):
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    return ""
+
+
+def parse_upstream(upstream: str) -> tuple[str, int]:
+    host, _, port = upstream.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError as exc:
+        raise BadInput(f"capture header has a bad upstream {upstream!r}") from exc
+
+
+def check_safe(
+    targets: Iterable[Target],
+    *,
+    upstream: str | None,
+    captured_databases: Iterable[str],
+    source: str | None = None,
+) -> None:
+    """Raise UnsafeTarget for a target that is the capture's source or ``source``."""
+    databases = set(captured_databases)
+    origin = parse_upstream(upstream) if upstream else None
+    source_end = Endpoint.of(source) if source else None
+    for target in targets:
+        end = Endpoint.of(target.conninfo)
+        if origin and end.same_server(*origin) and end.dbname in databases:
+            raise UnsafeTarget(
+                f"refusing {target.name} target {target.display}: it is the capture's source "
+                f"(upstream {upstream}, database {end.dbname!r}); replay writes to its targets"
+            )
+        if (
+            source_end
+            and end.dbname == source_end.dbname
+            and any(end.same_server(h, source_end.port) for h in source_end.hosts)
+        ):
+            raise UnsafeTarget(
+                f"refusing {target.name} target {target.display}: it is the --source database"
+            )
+
+
+# --- cloning ------------------------------------------------------------------------
+
+
+def _run_tool(args: list[str], env: dict[str, str], what: str) -> None:
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise SetupError(f"{what}: cannot run {args[0]}: {exc.strerror}") from exc
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if "error:" in line.lower()]
+        detail = (errors or lines or [f"exit {done.returncode}"])[0]
+        raise SetupError(f"{what} failed: {detail.strip()}")
+
+
+def dump_and_restore(source: str, dest: str, *, schema_only: bool, jobs: int = 2) -> None:
+    """Copy ``source`` into the empty database ``dest`` (pg_dump -Fc | pg_restore)."""
+    source_dsn, source_env = split_password(source)
+    dest_dsn, dest_env = split_password(dest)
+    with tempfile.TemporaryDirectory(prefix="replay-dump-") as folder:
+        dump = str(Path(folder) / "source.dump")
+        args = [tool("pg_dump"), "--format=custom", f"--file={dump}", f"--dbname={source_dsn}"]
+        if schema_only:
+            args.append("--schema-only")
+        _run_tool(args, source_env, f"pg_dump of {strip_password(source)}")
+        # No owners, grants, tablespaces or subscriptions: the scratch server has none of
+        # production's roles, and a restored subscription must never reach the publisher.
+        restore = [
+            tool("pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--no-tablespaces",
+            "--no-subscriptions",
+            "--no-publications",
+            f"--jobs={jobs}",
+            f"--dbname={dest_dsn}",
+            dump,
+        ]
+        _run_tool(restore, dest_env, "pg_restore into the baseline")
+
+
+class Clones:
+    """The targets made from ``source`` on a scratch server, dropped on exit unless kept.
+
+    Use as a context manager; ``targets`` is filled in ``__enter__``. Without
+    ``scratch`` a throwaway embedded server is started (and left running with ``keep``).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        scratch: str | None = None,
+        schema_only: bool = False,
+        noise: bool = True,
+        keep: bool = False,
+        upstream: str | None = None,
+        captured_databases: Iterable[str] = (),
+        notify: Notify | None = None,
+    ) -> None:
+        self.source = source
+        self.scratch = scratch
+        self.schema_only = schema_only
+        self.names = TARGET_NAMES if noise else TARGET_NAMES[:2]
+        self.keep = keep
+        self.upstream = upstream
+        self.captured_databases = frozenset(captured_databases)
+        self.notify = notify or (lambda message: None)
+        self.run_id = time.strftime("replay_%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
+        self.targets: dict[str, Target] = {}
+        self.server: EmbeddedServer | None = None
+        self._created: list[str] = []
+
+    def database_name(self, target: str) -> str:
+        return f"{self.run_id}_{target}"
+
+    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        assert self.scratch is not None
+        try:
+            return psycopg.connect(self.scratch, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise SetupError(
+                f"cannot connect to the scratch server {strip_password(self.scratch)}: "
+                f"{str(exc).strip().splitlines()[0]}"
+            ) from exc
+
+    def __enter__(self) -> Clones:
+        planned = [
+            Target(name, make_conninfo(self.scratch, dbname=self.database_name(name)), True)
+            for name in self.names
+            if self.scratch
+        ]
+        check_safe(
+            planned,
+            upstream=self.upstream,
+            captured_databases=self.captured_databases,
+            source=self.source,
+        )
+        try:
+            self._make()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def _make(self) -> None:
+        if self.scratch is None:
+            self.notify("starting a throwaway PostgreSQL server")
+            self.server = EmbeddedServer().start()
+            self.scratch = self.server.url()
+        baseline = self.database_name("baseline")
+        with self._admin() as admin:
+            self._create(admin, baseline, "template0")
+        self.notify(f"dumping the source into {baseline}")
+        dump_and_restore(self.source, self._dsn(baseline), schema_only=self.schema_only)
+        with self._admin() as admin:
+            for name in self.names[1:]:
+                self._create(admin, self.database_name(name), baseline)
+        self.targets = {
+            name: Target(name, self._dsn(self.database_name(name)), True) for name in self.names
+        }
+
+    def _dsn(self, database: str) -> str:
+        assert self.scratch is not None
+        return make_conninfo(self.scratch, dbname=database)
+
+    def _create(
+        self, admin: psycopg.Connection[tuple[object, ...]], db: str, template: str
+    ) -> None:
+        self._created.append(db)
+        try:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(db), sql.Identifier(template)
+                )
+            )
+        except psycopg.Error as exc:
+            self._created.remove(db)
+            raise SetupError(f"cannot create database {db}: {exc.diag.message_primary}") from exc
+
+    def drop(self) -> None:
+        """Drop every database this run created (terminating its leftover sessions)."""
+        if not self._created or self.scratch is None:
+            return
+        with self._admin() as admin:
+            force = admin.info.server_version >= 130000
+            for db in reversed(self._created):
+                if not force:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (db,),
+                    )
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
+                        sql.Identifier(db), sql.SQL(" WITH (FORCE)" if force else "")
+                    )
+                )
+        self._created.clear()
+
+    def _cleanup(self) -> None:
+        if self.keep:
+            for db in self._created:
+                self.notify(f"kept database {self._dsn(db)}")
+            return
+        try:
+            if self.server is None:
+                self.drop()
+        finally:
+            if self.server is not None:
+                self.server.stop()  # removes the whole cluster with its databases
+                self._created.clear()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._cleanup()

@@ -1,0 +1,96 @@
+"""What a target answered, reduced to a :class:`replay.outcomes.TargetOutcome`.
+
+Rows are digested from libpq's raw values (text or binary, as the statement asked for
+them), which rebuilds the DataRow bodies the capture digested on the wire, so a target
+returning the rows production returned gives the captured digest too.
+"""
+
+from __future__ import annotations
+
+import json
+
+from psycopg import pq
+
+from replay.digest import RowDigest
+from replay.outcomes import TargetOutcome
+
+ExecStatus = pq.ExecStatus
+DiagnosticField = pq.DiagnosticField
+
+# statement_timeout and our own cancel give 57014, lock_timeout 55P03
+# (PostgreSQL docs, Appendix A: query_canceled, lock_not_available).
+TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
+IN_FAILED_TRANSACTION = "25P02"
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def columns_json(result: pq.abc.PGresult) -> str:
+    columns = [
+        [(result.fname(i) or b"").decode("utf-8", "replace"), result.ftype(i)]
+        for i in range(result.nfields)
+    ]
+    return json.dumps(columns, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest_rows(result: pq.abc.PGresult, digest: RowDigest) -> None:
+    fields = range(result.nfields)
+    get = result.get_value
+    for row in range(result.ntuples):
+        digest.add_values([get(row, col) for col in fields])
+
+
+def _rows_from_tag(tag: str) -> int | None:
+    last = tag.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else None
+
+
+def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
+    sqlstate = _text(result.error_field(DiagnosticField.SQLSTATE))
+    message = _text(result.error_field(DiagnosticField.MESSAGE_PRIMARY))
+    if message is None:
+        message = (_text(result.error_message) or "").strip()
+    return TargetOutcome(
+        status="timeout" if sqlstate in TIMEOUT_SQLSTATES else "error",
+        sqlstate=sqlstate,
+        message=message,
+        duration=duration,
+    )
+
+
+def outcome_of(
+    result: pq.abc.PGresult, duration: float, copied: RowDigest | None = None
+) -> TargetOutcome:
+    """The outcome one result stands for; ``copied`` holds the rows of a COPY TO STDOUT."""
+    status = result.status
+    if status == ExecStatus.FATAL_ERROR:
+        return error_outcome(result, duration)
+    tag = _text(result.command_status) or ""
+    if status == ExecStatus.TUPLES_OK:
+        digest = RowDigest()
+        digest_rows(result, digest)
+        return TargetOutcome(
+            status="ok",
+            tag=tag,
+            rows=result.ntuples,
+            columns=columns_json(result),
+            digest=digest.ordered,
+            digest_unordered=digest.unordered,
+            duration=duration,
+        )
+    outcome = TargetOutcome(status="ok", tag=tag, rows=_rows_from_tag(tag), duration=duration)
+    if copied is not None:
+        outcome.digest, outcome.digest_unordered = copied.ordered, copied.unordered
+    return outcome
+
+
+def lost_outcome(message: str, duration: float = 0.0) -> TargetOutcome:
+    return TargetOutcome(
+        status="lost", message=message.strip() or "connection lost", duration=duration
+    )
+
+
+def skipped_outcome(reason: str) -> TargetOutcome:
+    return TargetOutcome(status="skipped", message=reason)

@@ -1,0 +1,68 @@
+"""A replay connection's startup: the captured session's parameters and our timeouts.
+
+The StartupMessage's parameters (PostgreSQL docs 55.7, StartupMessage) are replayed:
+``application_name`` and ``client_encoding`` as libpq connection keywords (libpq sends
+them itself), every other run-time parameter (DateStyle, search_path, TimeZone,
+extra_float_digits ...) as ``-c name=value`` in ``options``. ``user`` and ``database``
+are the target's, not production's. The run's ``statement_timeout`` and
+``lock_timeout`` come last, so they win over a captured value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg.conninfo import make_conninfo
+
+from replay.clone import parse_conninfo
+from replay.records import Session
+
+# Keys that are not run-time parameters, or that libpq sends itself.
+NOT_REPLAYED = frozenset(
+    {"user", "database", "replication", "options", "application_name", "client_encoding"}
+)
+WATCHDOG_GRACE = 5.0
+CONNECT_TIMEOUT = "10"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Server-side timeouts per replay connection, in seconds (0 = none)."""
+
+    statement: float = 30.0
+    lock: float = 5.0
+
+    @property
+    def watchdog(self) -> float | None:
+        """When the client gives up waiting on a statement, if ever."""
+        if self.statement <= 0:
+            return None
+        return self.statement + WATCHDOG_GRACE
+
+
+def _escape_option(value: str) -> str:
+    # libpq splits ``options`` on unescaped spaces; backslash escapes (docs 32.1.2).
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+def startup_conninfo(conninfo: str, session: Session | None, timeouts: Timeouts) -> str:
+    """The libpq connection string replaying ``session`` on the target at ``conninfo``."""
+    params = parse_conninfo(conninfo)
+    options = [params["options"]] if params.get("options") else []
+    if session is not None:
+        parameters = session.parameters
+        application_name = session.application_name or parameters.get("application_name", "")
+        if application_name:
+            params["application_name"] = application_name
+        if parameters.get("client_encoding"):
+            params["client_encoding"] = parameters["client_encoding"]
+        if parameters.get("options"):
+            options.append(parameters["options"])
+        for name, value in sorted(parameters.items()):
+            if name not in NOT_REPLAYED and not name.startswith("_pq_."):
+                options.append(f"-c {name}={_escape_option(value)}")
+    options.append(f"-c statement_timeout={int(timeouts.statement * 1000)}")
+    options.append(f"-c lock_timeout={int(timeouts.lock * 1000)}")
+    params["options"] = " ".join(options)
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    return make_conninfo("", **params)

@@ -1,0 +1,320 @@
+"""One replay connection to one target, driven at the libpq level.
+
+A statement is sent the way the application sent it: the simple protocol as one Query
+string (a whole multi-statement batch at once), the extended protocol with the exact
+parameter bytes, type OIDs and text/binary formats, named statements prepared by name
+on first use (closed and re-prepared when the application reused the name for other
+SQL). Sending and collecting are separate (:meth:`TargetConnection.start`, then
+:meth:`TargetConnection.poll` until done) so that a session drives all its targets in
+lockstep while the server runs them in parallel, and each result is timed when it
+arrives, not when it is read.
+
+A watchdog cancels a statement still running well past ``statement_timeout`` (the
+application may have turned the server-side timeout off) and drops a connection that
+does not answer even that, so the replay never hangs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import pq
+
+from replay.clone import Target
+from replay.digest import RowDigest
+from replay.engine.result import ExecStatus, error_outcome, lost_outcome, outcome_of
+from replay.engine.startup import WATCHDOG_GRACE, Timeouts, startup_conninfo
+from replay.outcomes import TargetOutcome
+from replay.records import Session, Statement, param_is_binary
+
+_DEALLOCATE = re.compile(r'^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[\w$]+)', re.I)
+_DISCARD = re.compile(r"^\s*discard\s+all\b", re.I)
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class _Step:
+    """One protocol exchange of a statement: close, prepare or the execution itself."""
+
+    kind: str
+    send: Callable[[], None]
+    on_ok: Callable[[], None] | None = None
+
+
+@dataclass
+class TargetConnection:
+    """The replay's connection to one target for the session a worker is replaying."""
+
+    target: Target
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    pgconn: pq.abc.PGconn | None = None
+    startup: str = ""
+    prepared: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
+    outcomes: list[TargetOutcome] = field(default_factory=list)
+    done: bool = True
+    error: str = ""
+    _steps: list[_Step] = field(default_factory=list)
+    _step: _Step | None = None
+    _sent: float = 0.0
+    _last: float = 0.0
+    _deadline: float | None = None
+    _cancelled: bool = False
+    _copy_out: RowDigest | None = None
+    _copy_in: bytes | None = None
+
+    # --- connection --------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.pgconn is not None and self.pgconn.status == pq.ConnStatus.OK
+
+    @property
+    def in_failed_transaction(self) -> bool:
+        return self.connected and self.pgconn.transaction_status == pq.TransactionStatus.INERROR  # type: ignore[union-attr]
+
+    @property
+    def idle(self) -> bool:
+        return self.connected and self.pgconn.transaction_status == pq.TransactionStatus.IDLE  # type: ignore[union-attr]
+
+    def begin(self, session: Session) -> bool:
+        """Ready a connection for ``session``: reuse a clean one with the same startup."""
+        wanted = startup_conninfo(self.target.conninfo, session, self.timeouts)
+        if self.connected and wanted == self.startup and self._reset():
+            return True
+        return self.connect(session)
+
+    def _reset(self) -> bool:
+        assert self.pgconn is not None
+        status = self.pgconn.transaction_status
+        if status not in (
+            pq.TransactionStatus.IDLE,
+            pq.TransactionStatus.INTRANS,
+            pq.TransactionStatus.INERROR,
+        ):
+            return False
+        commands = [b"ROLLBACK"] if status != pq.TransactionStatus.IDLE else []
+        try:
+            for command in [*commands, b"DISCARD ALL"]:
+                if self.pgconn.exec_(command).status != ExecStatus.COMMAND_OK:
+                    return False
+        except psycopg.OperationalError:
+            return False
+        self.prepared.clear()
+        return True
+
+    def connect(self, session: Session) -> bool:
+        """(Re)connect with the session's startup parameters; False, with ``error``, if not."""
+        self.close()
+        attempts = [startup_conninfo(self.target.conninfo, session, self.timeouts)]
+        # A parameter the target does not know must not cost the whole session.
+        attempts.append(startup_conninfo(self.target.conninfo, None, self.timeouts))
+        for conninfo in attempts:
+            pgconn = pq.PGconn.connect(_encode(conninfo))
+            if pgconn.status == pq.ConnStatus.OK:
+                pgconn.notice_handler = _ignore_notice
+                self.pgconn, self.startup, self.error = pgconn, attempts[0], ""
+                return True
+            self.error = _one_line(pgconn.error_message)
+            pgconn.finish()
+        return False
+
+    def close(self) -> None:
+        if self.pgconn is not None:
+            self.pgconn.finish()
+        self.pgconn = None
+        self.prepared.clear()
+        self.done = True
+
+    # --- one statement -----------------------------------------------------------
+
+    def start(self, statement: Statement, *, now: float | None = None) -> None:
+        """Send ``statement`` (its first protocol exchange); then :meth:`poll` until done."""
+        self.outcomes = []
+        self._steps = self._plan(statement)
+        self._copy_in = statement.copy_bytes()
+        self._copy_out = None
+        self._cancelled = False
+        self._sent = self._last = now if now is not None else time.perf_counter()
+        watchdog = self.timeouts.watchdog
+        self._deadline = None if watchdog is None else self._sent + watchdog
+        self.done = False
+        self._next_step()
+
+    def _plan(self, statement: Statement) -> list[_Step]:
+        pgconn = self.pgconn
+        assert pgconn is not None
+        if statement.protocol == "simple":
+            text = statement.batch if statement.batch is not None else statement.sql
+            return [
+                _Step(
+                    "execute", lambda: pgconn.send_query(_encode(text)), lambda: self._track(text)
+                )
+            ]
+        sql = _encode(statement.sql)
+        values = statement.param_bytes()
+        formats = [int(param_is_binary(statement.param_formats, i)) for i in range(len(values))]
+        result_format = int(bool(statement.result_formats) and all(statement.result_formats))
+        declared = list(statement.param_types)
+        types = (declared + [0] * len(values))[: len(values)]
+        name = statement.statement_name
+        if not name:
+            return [
+                _Step(
+                    "execute",
+                    lambda: pgconn.send_query_params(
+                        sql, values, types or None, formats or None, result_format
+                    ),
+                    lambda: self._track(statement.sql),
+                )
+            ]
+        key = (statement.sql, tuple(declared))
+        steps: list[_Step] = []
+        bname = _encode(name)
+        if self.prepared.get(name) != key:
+            if name in self.prepared:
+                steps.append(_Step("close", lambda: pgconn.send_close_prepared(bname)))
+                self.prepared.pop(name)
+            steps.append(
+                _Step(
+                    "prepare",
+                    lambda: pgconn.send_prepare(bname, sql, declared or None),
+                    lambda: self.prepared.__setitem__(name, key),
+                )
+            )
+        steps.append(
+            _Step(
+                "execute",
+                lambda: pgconn.send_query_prepared(bname, values, formats or None, result_format),
+            )
+        )
+        return steps
+
+    def _track(self, sql: str) -> None:
+        """Keep the map of prepared names true after DEALLOCATE / DISCARD ALL."""
+        if _DISCARD.match(sql):
+            self.prepared.clear()
+        elif match := _DEALLOCATE.match(sql):
+            name = match[1]
+            if name.lower() == "all":
+                self.prepared.clear()
+            else:
+                self.prepared.pop(
+                    name[1:-1].replace('""', '"') if name[0] == '"' else name.lower(), None
+                )
+
+    def _next_step(self) -> None:
+        if not self._steps:
+            self.done = True
+            return
+        self._step = self._steps.pop(0)
+        try:
+            self._step.send()
+        except psycopg.OperationalError as exc:
+            self._lose(str(exc))
+
+    def poll(self) -> bool:
+        """Read whatever has arrived without blocking; True once the statement is done."""
+        if self.done:
+            return True
+        pgconn = self.pgconn
+        assert pgconn is not None
+        try:
+            pgconn.consume_input()
+            while not self.done:
+                if self._copy_out is not None and not self._read_copy_out():
+                    return False
+                if pgconn.is_busy():
+                    return False
+                result = pgconn.get_result()
+                if result is None:
+                    self._next_step()
+                else:
+                    self._take(result)
+        except psycopg.OperationalError as exc:
+            self._lose(str(exc))
+        return self.done
+
+    def _read_copy_out(self) -> bool:
+        assert self.pgconn is not None and self._copy_out is not None
+        while True:
+            size, data = self.pgconn.get_copy_data(1)
+            if size == 0:
+                return False
+            if size < 0:
+                return True  # the COPY's final result follows
+            self._copy_out.add_datarow(bytes(data))
+
+    def _take(self, result: pq.abc.PGresult) -> None:
+        assert self.pgconn is not None and self._step is not None
+        now = time.perf_counter()
+        status = result.status
+        if status == ExecStatus.COPY_IN:
+            # PostgreSQL docs 55.2.6: the client answers CopyInResponse with its data.
+            if self._copy_in:
+                self.pgconn.put_copy_data(self._copy_in)
+            self.pgconn.put_copy_end()
+            return
+        if status == ExecStatus.COPY_OUT:
+            self._copy_out = RowDigest()
+            return
+        kind = self._step.kind
+        if kind == "close":
+            return
+        if status == ExecStatus.FATAL_ERROR:
+            if kind == "prepare":
+                self._steps.clear()  # the execution never happens: its Parse failed
+            self.outcomes.append(error_outcome(result, now - self._last))
+        elif kind == "execute":
+            copied, self._copy_out = self._copy_out, None
+            self.outcomes.append(outcome_of(result, now - self._last, copied))
+        if status != ExecStatus.FATAL_ERROR and self._step.on_ok is not None:
+            self._step.on_ok()
+        if kind == "execute":
+            self._last = now
+
+    def check_deadline(self, now: float) -> None:
+        """Cancel a statement past the watchdog, then give up on its connection."""
+        if self.done or self._deadline is None or now < self._deadline:
+            return
+        if not self._cancelled and self.pgconn is not None:
+            self._cancelled = True
+            self._deadline = now + WATCHDOG_GRACE
+            try:
+                self.pgconn.get_cancel().cancel()
+            except psycopg.OperationalError:
+                self._lose("cancel request failed")
+            return
+        self._lose(f"no answer {now - self._sent:.0f}s after sending, even to a cancel")
+
+    def cancel(self) -> None:
+        """Cancel a running statement (the run is stopping)."""
+        if not self.done and self.pgconn is not None:
+            try:
+                self.pgconn.get_cancel().cancel()
+            except psycopg.OperationalError:
+                self.close()
+
+    def _lose(self, message: str) -> None:
+        self.outcomes.append(lost_outcome(message, time.perf_counter() - self._sent))
+        self.close()
+
+    @property
+    def socket(self) -> int:
+        assert self.pgconn is not None
+        return self.pgconn.socket
+
+
+def _ignore_notice(result: pq.abc.PGresult) -> None:
+    """Notices (e.g. 'there is no transaction in progress') are not outcomes."""
+
+
+def _one_line(message: bytes) -> str:
+    lines = [line for line in message.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "cannot connect"
