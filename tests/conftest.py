@@ -84,6 +84,7 @@ class CaptureProxy:
     port: int
     out: Path
     process: subprocess.Popen[bytes]
+    stderr: str | None = None
 
     def url(self, dbname: str, user: str = "postgres", **params: str) -> str:
         query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -93,14 +94,16 @@ class CaptureProxy:
 
     def stop(self) -> str:
         """Stop the proxy like Ctrl-C does; returns what it printed on stderr."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            _, err = self.process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, err = self.process.communicate()
-        return err.decode()
+        if self.stderr is None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+            try:
+                _, err = self.process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                _, err = self.process.communicate()
+            self.stderr = err.decode()
+        return self.stderr
 
     def records(self) -> list[Any]:
         from replay.capture.format import read_records
@@ -132,7 +135,7 @@ def start_capture(upstream: str, out: Path, *extra: str) -> CaptureProxy:
         [
             sys.executable,
             "-m",
-            "replay.cli",
+            "replay",
             "capture",
             "--upstream",
             upstream,
@@ -142,10 +145,15 @@ def start_capture(upstream: str, out: Path, *extra: str) -> CaptureProxy:
             str(out),
             *extra,
         ],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    wait_for_port(port, process)
+    try:
+        wait_for_port(port, process)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
     return CaptureProxy(port, out, process)
 
 
