@@ -22,8 +22,11 @@ def split_statements(sql: str) -> list[tuple[str, int, int]]:
     Empty statements (only whitespace or comments) are skipped, as the server skips
     them. A string that does not scan (an unterminated literal) is one statement.
     """
-    if ";" not in sql:
-        stripped = sql.strip()
+    semicolon = sql.find(";")
+    if semicolon < 0 or semicolon == len(sql.rstrip()) - 1:
+        # No semicolon, or only a final one (pgbench and psql style): one statement,
+        # and no scanner needed. A ';' inside a trailing comment changes nothing here.
+        stripped = sql[:semicolon].strip() if semicolon >= 0 else sql.strip()
         return [(stripped, 0, len(sql))] if stripped else []
     try:
         tokens = parser.scan(sql)

@@ -328,6 +328,9 @@ class ConnectionTracker:
                 self._stop(f"server message {chr(kind)!r} answers no request", desync=True)
             return
         head = queue[0]
+        if head.result is None and isinstance(head, QueryPending) and not head.failed:
+            # More results than the split found statements: name them by the string.
+            head.result = self._query_result(head, ts)
         if kind == m.B_ERROR:
             self._on_error(head, body, ts)
             return
@@ -520,7 +523,9 @@ class ConnectionTracker:
         if tag is not None:
             self._track_deallocate(head, tag)
         head.index += 1
-        head.result = self._query_result(head, ts)
+        head.result = None
+        if head.index < len(head.statements):
+            head.result = self._query_result(head, ts)
         return True
 
     def _track_deallocate(self, item: QueryPending, tag: str) -> None:
