@@ -26,7 +26,13 @@ from psycopg import pq
 
 from replay.clone import Target
 from replay.digest import RowDigest
-from replay.engine.result import ExecStatus, error_outcome, lost_outcome, outcome_of
+from replay.engine.result import (
+    DiagnosticField,
+    ExecStatus,
+    error_outcome,
+    lost_outcome,
+    outcome_of,
+)
 from replay.engine.startup import WATCHDOG_GRACE, Timeouts, startup_conninfo
 from replay.outcomes import TargetOutcome
 from replay.records import Session, Statement, param_is_binary
@@ -239,6 +245,8 @@ class TargetConnection:
                     self._take(result)
         except psycopg.OperationalError as exc:
             self._lose(str(exc))
+        if self.pgconn is not None and self.pgconn.status == pq.ConnStatus.BAD:
+            self._lose(_one_line(self.pgconn.error_message))
         return self.done
 
     def _read_copy_out(self) -> bool:
@@ -266,6 +274,11 @@ class TargetConnection:
             return
         kind = self._step.kind
         if kind == "close":
+            return
+        if status == ExecStatus.FATAL_ERROR and _ends_connection(result):
+            # A FATAL error (e.g. the backend was terminated) ends the connection.
+            message = error_outcome(result, 0).message or "connection terminated"
+            self._lose(message)
             return
         if status == ExecStatus.FATAL_ERROR:
             if kind == "prepare":
@@ -313,6 +326,13 @@ class TargetConnection:
 
 def _ignore_notice(result: pq.abc.PGresult) -> None:
     """Notices (e.g. 'there is no transaction in progress') are not outcomes."""
+
+
+def _ends_connection(result: pq.abc.PGresult) -> bool:
+    """Whether an error came with the end of its connection (docs Appendix A: 57P, 08)."""
+    sqlstate = (result.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
+    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or b""
+    return severity in (b"FATAL", b"PANIC") or sqlstate.startswith(("57P", "08"))
 
 
 def _one_line(message: bytes) -> str:
