@@ -81,6 +81,7 @@ def classify_frame(
         cascaded=int(judged["cascade"].sum()),
         unsent=int(own["verdict"].isna().sum()),
         broken_statements=broken_statements(classes),
+        slower_factor=slower_factor,
     )
 
 

@@ -89,6 +89,7 @@ class Findings:
     cascaded: int = 0
     unsent: int = 0
     broken_statements: int = 0
+    slower_factor: float = 2.0
     run: dict[str, Any] = field(default_factory=dict)
     schema_diff: list[dict[str, Any]] = field(default_factory=list)
 
@@ -128,6 +129,7 @@ class Findings:
             "broken_statements": self.broken_statements,
             "traffic_share_broken": _round(self.broken_share),
             "worst": str(self.worst),
+            "slower_factor": self.slower_factor,
             "safe": self.safe,
         }
 
