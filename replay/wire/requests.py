@@ -1,0 +1,154 @@
+"""Client messages: each request that expects an answer joins the queue.
+
+Named objects (prepared statements, portals) are updated as the client sends, since
+later pipelined messages refer to them before the server answers; when the server
+skips a message after an error, :meth:`ProtocolState._undo` puts the names back.
+"""
+
+from __future__ import annotations
+
+from replay.records import Session, Statement, encode_param, param_is_binary
+from replay.wire import messages as m
+from replay.wire.pending import (
+    BIND,
+    CLOSE,
+    DESCRIBE,
+    EXECUTE,
+    FUNCTION,
+    PARSE,
+    SYNC,
+    Pending,
+    Portal,
+    Prepared,
+    QueryPending,
+    Result,
+)
+from replay.wire.redact import redact_sql
+from replay.wire.split import split_statements
+from replay.wire.state import SECRET_NOTE, ProtocolState
+
+
+class RequestHandling(ProtocolState):
+    """What the tracker does with each client message."""
+
+    # -- client messages ---------------------------------------------------------------
+
+    def _on_client(self, kind: int, body: bytes, ts: float) -> None:
+        if kind >= m.STARTUP:
+            self._on_startup_packet(kind, body)
+            return
+        if self._copy_in is not None:
+            if kind == m.F_COPY_DATA:
+                self._copy_in.add_copy(body)
+                return
+            if kind in (m.F_SYNC, m.F_FLUSH):
+                # Ignored by the server during copy-in, for clients that pipelined them
+                # without knowing the command was a COPY (Protocol 55.2.6).
+                return
+            self._copy_in = None
+            if kind in (m.F_COPY_DONE, m.F_COPY_FAIL):
+                return
+        if self._copy_both:
+            return
+        if self._skipping:
+            # After an error in the extended protocol the server discards everything
+            # up to Sync (Protocol 55.2.3).
+            if kind != m.F_SYNC:
+                return
+            self._skipping = False
+        handler = self._client_handlers.get(kind)
+        if handler is not None:
+            handler(self, body, ts)
+
+    def _on_startup_packet(self, kind: int, body: bytes) -> None:
+        if kind == m.CANCEL_REQUEST:
+            self._reason = "cancel request"
+        elif kind == m.STARTUP:
+            protocol, params = m.parse_startup(body)
+            user = params.get("user", "")
+            self._session = Session(
+                id=self.session_id,
+                start=self._start,
+                client=self._client,
+                user=user,
+                database=params.get("database") or user,
+                application_name=params.get("application_name", ""),
+                parameters=params,
+                protocol=protocol,
+            )
+
+    def _query(self, body: bytes, ts: float) -> None:
+        sql, redacted = redact_sql(m.parse_query(body))
+        item = QueryPending(ts, sql, split_statements(sql), redacted)
+        item.result = self._query_result(item, ts)
+        self._queue.append(item)
+
+    def _parse(self, body: bytes, ts: float) -> None:
+        name, sql, types = m.parse_parse(body)
+        sql, redacted = redact_sql(sql)
+        item = Pending(PARSE, ts)
+        item.name = name
+        item.previous = self._prepared.get(name)
+        item.target = self._prepared[name] = Prepared(sql, types, SECRET_NOTE if redacted else "")
+        self._queue.append(item)
+
+    def _bind(self, body: bytes, ts: float) -> None:
+        portal_name, name, formats, values, result_formats = m.parse_bind(body)
+        params = [encode_param(v, param_is_binary(formats, i)) for i, v in enumerate(values)]
+        portal = Portal(self._prepared.get(name), name, params, formats, result_formats)
+        self._portals[portal_name] = portal
+        item = Pending(BIND, ts)
+        item.name = portal_name
+        item.target = portal
+        self._queue.append(item)
+
+    def _describe(self, body: bytes, ts: float) -> None:
+        kind, name = m.parse_target(body)
+        item = Pending(DESCRIBE, ts)
+        item.target = self._prepared.get(name) if kind == "S" else self._portals.get(name)
+        self._queue.append(item)
+
+    def _execute(self, body: bytes, ts: float) -> None:
+        portal_name, max_rows = m.parse_execute(body)
+        portal = self._portals.get(portal_name)
+        statement = self._extended_statement(portal, portal_name, ts)
+        statement.max_rows = max_rows
+        item = Pending(EXECUTE, ts, Result(statement, self._digest_rows, self._copy_cap))
+        item.target = portal
+        self._queue.append(item)
+
+    def _close(self, body: bytes, ts: float) -> None:
+        kind, name = m.parse_target(body)
+        item = Pending(CLOSE, ts)
+        if kind == "S":
+            item.name = name
+            item.previous = self._prepared.pop(name, None)
+        else:
+            self._portals.pop(name, None)
+        self._queue.append(item)
+
+    def _sync(self, body: bytes, ts: float) -> None:
+        self._queue.append(Pending(SYNC, ts))
+
+    def _function_call(self, body: bytes, ts: float) -> None:
+        oid = m.parse_function_call(body)
+        statement = Statement(
+            self.session_id,
+            0,
+            ts,
+            f"-- function call oid {oid}",
+            protocol="function",
+            replayable=False,
+        )
+        self._queue.append(Pending(FUNCTION, ts, Result(statement, False, 0)))
+
+    _client_handlers = {
+        m.F_QUERY: _query,
+        m.F_PARSE: _parse,
+        m.F_BIND: _bind,
+        m.F_DESCRIBE: _describe,
+        m.F_EXECUTE: _execute,
+        m.F_CLOSE: _close,
+        m.F_SYNC: _sync,
+        m.F_FUNCTION_CALL: _function_call,
+    }
