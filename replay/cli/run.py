@@ -1,0 +1,127 @@
+"""``replay run``: replay a capture against a baseline and a migrated candidate.
+
+Only parses options, calls :func:`replay.run.run_replay`, shows a progress bar on
+stderr and prints a one-screen summary; exit 0, 1 (findings at or above --fail-on)
+or 2 (bad input or setup, through the group's error handling).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from replay.compare import FAIL_ON_LEVELS
+from replay.report.words import finding_text, headline, one_line
+from replay.run import RunOptions, RunResult, parse_time, run_replay
+
+SUMMARY_CLASSES = 10
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    return None if value is None else parse_time(value)
+
+
+class _Bar:
+    """A click progress bar on stderr, created when the replay reports its total."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(total, 1), label="replaying", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _summary(result: RunResult) -> None:
+    counts = result.counts
+    click.echo(
+        f"Replayed {counts.statements} statements of {counts.sessions} sessions in "
+        f"{counts.elapsed:.1f}s ({counts.statements_per_second:.0f}/s) against "
+        f"{', '.join(result.targets)}."
+    )
+    for migration in result.migrations:
+        click.echo(f"  migration {migration.name}: {len(migration.statements)} statements")
+    click.echo(headline(result.findings))
+    findings = [c for c in result.findings.classes if c.is_finding]
+    for query_class in findings[:SUMMARY_CLASSES]:
+        click.echo(
+            f"  {query_class.verdict!s:<10} {query_class.count:>6}x  "
+            f"{one_line(query_class.sql, 60):<60}  {one_line(finding_text(query_class), 60)}"
+        )
+    if len(findings) > SUMMARY_CLASSES:
+        click.echo(f"  ... and {len(findings) - SUMMARY_CLASSES} more")
+    click.echo(f"Report: {result.reports.get('html', result.report_folder)}")
+
+
+@click.command("run")
+@click.option("--capture", required=True, type=click.Path(path_type=Path), help="Capture folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Report folder.")
+@click.option("--source", help="Database to clone (only read: pg_dump).")
+@click.option("--scratch", help="Server for the clones (default: a throwaway embedded one).")
+@click.option("--baseline", help="Your own baseline database (nothing is cloned).")
+@click.option("--candidate", help="Your own migrated candidate database.")
+@click.option("--baseline2", help="Your own second baseline, to measure noise.")
+@click.option(
+    "--migrations",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of *.sql migrations, applied to the candidate in name order.",
+)
+@click.option("--migrate-cmd", help="Command that migrates $DATABASE_URL (alembic, dbmate ...).")
+@click.option("--schema-only", is_flag=True, help="Clone without data (fast; errors only).")
+@click.option("--keep", is_flag=True, help="Keep the cloned databases (and embedded server).")
+@click.option("--jobs", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--speed",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Captured pace times FACTOR (2 = twice as fast); 0 = as fast as possible.",
+)
+@click.option("--statement-timeout", default=30.0, show_default=True, type=float, help="Seconds.")
+@click.option("--lock-timeout", default=5.0, show_default=True, type=float, help="Seconds.")
+@click.option("--since", callback=_time, help="Replay from this time (epoch or ISO 8601).")
+@click.option("--until", callback=_time, help="Replay up to this time (epoch or ISO 8601).")
+@click.option("--class", "classes", multiple=True, help="Replay only this query class.")
+@click.option(
+    "--fail-on",
+    default="fails",
+    show_default=True,
+    type=click.Choice(FAIL_ON_LEVELS),
+    help="Exit 1 when a query class's verdict is at or above this level.",
+)
+@click.option("--no-noise", is_flag=True, help="No second baseline (noise not measured).")
+@click.option(
+    "--slower-factor",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0, min_open=True),
+    help="How many times slower than the baselines a class must be to be 'slower'.",
+)
+def run(no_noise: bool, **params: Any) -> None:
+    """Replay a capture against a baseline and a migrated candidate; report what breaks.
+
+    Either clone --source (pg_dump, restored on --scratch or an embedded server) and
+    apply --migrations or --migrate-cmd to the candidate, or name your own --baseline
+    and --candidate. Exit 1 when a finding is at or above --fail-on, 2 on bad input.
+    """
+    options = RunOptions(noise=not no_noise, **params)
+    bar = _Bar()
+    try:
+        result = run_replay(
+            options, notify=lambda message: click.echo(message, err=True), progress=bar
+        )
+    finally:
+        bar.close()
+    _summary(result)
+    click.get_current_context().exit(result.exit_code)

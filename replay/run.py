@@ -1,0 +1,229 @@
+"""``replay run`` as a library call: clone, migrate, replay, classify, report.
+
+:func:`run_replay` takes :class:`RunOptions` and returns :class:`RunResult`; the CLI
+only parses options into it and prints the result. The order keeps the promises of
+DESIGN.md: the capture is read (and split per session) first, so every target is
+checked against the capture's source before anything is sent to it; the clones are
+dropped on the way out whatever happens; the reports are rendered from the saved
+outcomes alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from replay import migrate
+from replay.capture.format import capture_meta
+from replay.clone import Clones, Target, check_safe, strip_password
+from replay.compare import FAIL_ON_LEVELS, Findings, classify, exit_code
+from replay.engine import EngineOptions, ReplayCounts, Selection, Timeouts, replay, split_capture
+from replay.errors import BadInput, SetupError
+from replay.report import write_reports
+from replay.schema import snapshot
+
+RUN_FILE = "run.json"
+SCHEMA_FILE = "schema.json"
+Notify = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RunOptions:
+    """Everything ``replay run`` accepts; see ``replay run --help`` for each."""
+
+    capture: Path
+    out: Path
+    source: str | None = None
+    scratch: str | None = None
+    baseline: str | None = None
+    candidate: str | None = None
+    baseline2: str | None = None
+    migrations: Path | None = None
+    migrate_cmd: str | None = None
+    schema_only: bool = False
+    keep: bool = False
+    noise: bool = True
+    jobs: int = 4
+    speed: float = 0.0
+    statement_timeout: float = 30.0
+    lock_timeout: float = 5.0
+    since: float | None = None
+    until: float | None = None
+    classes: tuple[str, ...] = ()
+    fail_on: str = "fails"
+    slower_factor: float = 2.0
+
+
+@dataclass
+class RunResult:
+    """What a run did and found; ``exit_code`` is 0 or 1 per ``fail_on``."""
+
+    report_folder: Path
+    targets: dict[str, str]
+    migrations: list[migrate.Migration]
+    counts: ReplayCounts
+    findings: Findings
+    reports: dict[str, Path] = field(default_factory=dict)
+    exit_code: int = 0
+
+
+def parse_time(text: str) -> float:
+    """An epoch number or an ISO 8601 time (local time when no zone is given)."""
+    with contextlib.suppress(ValueError):
+        return float(text)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadInput(f"not a time: {text!r} (epoch seconds or ISO 8601)") from None
+
+
+def validate(options: RunOptions) -> None:
+    """Raise BadInput for options that do not make one coherent run."""
+    made = options.baseline or options.candidate or options.baseline2
+    if options.source and made:
+        raise BadInput("give either --source (targets are cloned) or --baseline/--candidate")
+    if not options.source and not (options.baseline and options.candidate):
+        raise BadInput("give --source URL, or both --baseline URL and --candidate URL")
+    if not options.source and (options.migrations or options.migrate_cmd or options.scratch):
+        raise BadInput("--migrations, --migrate-cmd and --scratch need --source (clones)")
+    if options.migrations and options.migrate_cmd:
+        raise BadInput("give --migrations or --migrate-cmd, not both")
+    if options.jobs < 1:
+        raise BadInput("--jobs must be at least 1")
+    if options.speed < 0 or options.statement_timeout < 0 or options.lock_timeout < 0:
+        raise BadInput("--speed and the timeouts cannot be negative")
+    if options.since is not None and options.until is not None and options.since > options.until:
+        raise BadInput("--since is after --until")
+    if options.fail_on not in FAIL_ON_LEVELS:
+        raise BadInput(
+            f"unknown --fail-on {options.fail_on!r} (one of {', '.join(FAIL_ON_LEVELS)})"
+        )
+    if options.slower_factor <= 1:
+        raise BadInput("--slower-factor must be above 1")
+
+
+def _check_reachable(targets: list[Target]) -> None:
+    for target in targets:
+        try:
+            psycopg.connect(target.conninfo, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            detail = str(exc).strip().splitlines()
+            raise SetupError(
+                f"cannot connect to the {target.name} {target.display}: "
+                f"{detail[-1] if detail else 'unreachable'}"
+            ) from None
+
+
+@contextlib.contextmanager
+def _targets(
+    options: RunOptions, upstream: str | None, databases: frozenset[str], notify: Notify
+) -> Iterator[tuple[list[Target], list[migrate.Migration]]]:
+    """The run's targets (cloned and migrated, or the user's), checked safe."""
+    if not options.source:
+        given = [("baseline", options.baseline), ("candidate", options.candidate)]
+        if options.noise and options.baseline2:
+            given.append(("baseline2", options.baseline2))
+        targets = [Target(name, url) for name, url in given if url]
+        check_safe(targets, upstream=upstream, captured_databases=databases)
+        _check_reachable(targets)
+        yield targets, []
+        return
+    with Clones(
+        options.source,
+        scratch=options.scratch,
+        schema_only=options.schema_only,
+        noise=options.noise,
+        keep=options.keep,
+        upstream=upstream,
+        captured_databases=databases,
+        notify=notify,
+    ) as clones:
+        candidate = clones.targets["candidate"].conninfo
+        applied: list[migrate.Migration] = []
+        if options.migrations:
+            notify(f"applying the migrations of {options.migrations}")
+            applied = migrate.apply_folder(candidate, options.migrations)
+        elif options.migrate_cmd:
+            notify(f"running {options.migrate_cmd!r}")
+            applied = [migrate.run_command(candidate, options.migrate_cmd)]
+        yield list(clones.targets.values()), applied
+
+
+def _save_schema(folder: Path, targets: list[Target]) -> None:
+    by_name = {t.name: t for t in targets}
+    schema = {name: snapshot(by_name[name].conninfo) for name in ("baseline", "candidate")}
+    (folder / SCHEMA_FILE).write_text(json.dumps(schema, indent=1, default=str), encoding="utf-8")
+
+
+def _options_json(options: RunOptions) -> dict[str, Any]:
+    skip = {"source", "scratch", "baseline", "candidate", "baseline2"}
+    return {
+        k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items() if k not in skip
+    }
+
+
+def run_replay(
+    options: RunOptions,
+    *,
+    notify: Notify | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run the whole replay; ReplayError subclasses for bad input or setup."""
+    validate(options)
+    say: Notify = notify or (lambda message: None)
+    started = time.time()
+    meta = capture_meta(options.capture)
+    upstream = meta.get("upstream")
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    selection = Selection(options.since, options.until, frozenset(options.classes))
+    with tempfile.TemporaryDirectory(prefix="replay-sessions-") as workdir:
+        say(f"splitting {options.capture} per session")
+        split = split_capture(options.capture, workdir, selection=selection, warn=say)
+        with _targets(options, str(upstream) if upstream else None, split.databases, say) as (
+            targets,
+            applied,
+        ):
+            say(f"replaying {split.statements} statements of {len(split.sessions)} sessions")
+            engine = EngineOptions(
+                jobs=options.jobs,
+                speed=options.speed,
+                timeouts=Timeouts(options.statement_timeout, options.lock_timeout),
+            )
+            counts = replay(split, targets, out, engine, progress)
+            _save_schema(out, targets)
+            shown = {t.name: t.display for t in targets}
+            run = {
+                "capture": str(options.capture),
+                "started": started,
+                "finished": time.time(),
+                "source": strip_password(options.source) if options.source else None,
+                "cloned": bool(options.source),
+                "targets": shown,
+                "migrations": [m.to_json() for m in applied],
+                "options": _options_json(options),
+                "capture_window": {"first": split.first, "last": split.last},
+                "counts": counts.to_json(),
+            }
+            (out / RUN_FILE).write_text(json.dumps(run, indent=1), encoding="utf-8")
+    findings = classify(out, slower_factor=options.slower_factor)
+    reports = write_reports(out, findings, fail_on=options.fail_on)
+    return RunResult(
+        report_folder=out,
+        targets=shown,
+        migrations=applied,
+        counts=counts,
+        findings=findings,
+        reports=reports,
+        exit_code=exit_code(findings, options.fail_on),
+    )
