@@ -85,7 +85,7 @@ def latency_ratios(findings: Findings, limit: int = 12) -> str:
         y = 28 + i * row_h
         x = x_of(ratio)
         color = _ratio_color(query_class, ratio, findings.slower_factor)
-        label = one_line(query_class.normalized, 58)
+        label = one_line(query_class.normalized, 52)
         tip = f"{query_class.normalized}: {ratio:.2f}{TIMES} ({query_class.verdict})"
         rows.append(
             f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end" class="mono">'

@@ -14,6 +14,18 @@ from replay.compare import QueryClass, Verdict
 from replay.report.words import MEANING, blame_text, ms, one_line, outcome_text, percent
 
 SAMPLE_ROWS = 10
+# Built-in type OIDs (pg_type.dat) a result column most often has, to show names not numbers.
+TYPE_NAMES = {
+    16: "boolean", 20: "bigint", 21: "smallint", 23: "integer", 25: "text", 114: "json",
+    700: "real", 701: "double precision", 1042: "character", 1043: "character varying",
+    1082: "date", 1083: "time", 1114: "timestamp", 1184: "timestamptz", 1186: "interval",
+    1700: "numeric", 2950: "uuid", 3802: "jsonb", 17: "bytea", 26: "oid",
+}  # fmt: skip
+
+
+def type_name(oid: object) -> str:
+    """A type OID as its name where it is a common built-in one, else ``oid N``."""
+    return TYPE_NAMES.get(oid, f"oid {oid}") if isinstance(oid, int) else f"oid {oid}"
 
 
 def finding(query_class: QueryClass) -> str:
@@ -94,17 +106,17 @@ def _evidence(query_class: QueryClass) -> str:
 def _column_diff(diff: dict[str, Any]) -> str:
     rows = [
         f'<tr class="added"><td>added</td><td class="mono">{escape(str(n))}</td>'
-        f"<td>type oid {escape(str(o))}</td></tr>"
+        f"<td>{escape(type_name(o))}</td></tr>"
         for n, o in diff.get("added", [])
     ]
     rows += [
         f'<tr class="dropped"><td>dropped</td><td class="mono">{escape(str(n))}</td>'
-        f"<td>type oid {escape(str(o))}</td></tr>"
+        f"<td>{escape(type_name(o))}</td></tr>"
         for n, o in diff.get("dropped", [])
     ]
     rows += [
         f'<tr class="changed"><td>retyped</td><td class="mono">{escape(str(c["name"]))}</td>'
-        f"<td>type oid {escape(str(c['baseline']))} → {escape(str(c['candidate']))}</td></tr>"
+        f"<td>{escape(type_name(c['baseline']))} → {escape(type_name(c['candidate']))}</td></tr>"
         for c in diff.get("retyped", [])
     ]
     if diff.get("reordered"):
