@@ -113,6 +113,8 @@ class Statement:
     the Query string this record stands for; ``batch`` then holds the whole Query string
     and ``batch_index`` this statement's position in it, because the server runs a
     multi-statement Query as one implicit transaction and replay must send it whole.
+    On disk the batch text is written once, with its first statement; the capture
+    reader gives it back to the later ones (see :mod:`replay.capture.format`).
     """
 
     session: str
@@ -153,16 +155,24 @@ class Statement:
         return None if self.copy_data is None else decode_bytes(self.copy_data)
 
     def to_json(self) -> dict[str, Any]:
-        obj = asdict(self)
-        obj["columns"] = [list(c) for c in self.columns]
-        # Omit defaults to keep lines short: most statements have no error, no COPY data.
-        defaults = _STATEMENT_DEFAULTS
-        slim = {
-            k: v
-            for k, v in obj.items()
-            if k in ("session", "seq", "start", "sql") or v != defaults.get(k)
+        # Built field by field (asdict deep-copies, which the recorder cannot afford) and
+        # without defaults, to keep lines short: most statements have no error, no COPY.
+        obj: dict[str, Any] = {
+            "type": "statement",
+            "session": self.session,
+            "seq": self.seq,
+            "start": self.start,
+            "sql": self.sql,
         }
-        return {"type": "statement", **slim}
+        for name, default in _STATEMENT_DEFAULTS.items():
+            value = getattr(self, name)
+            if value != default:
+                obj[name] = value
+        if self.error is not None:
+            obj["error"] = asdict(self.error)
+        if self.batch_index > 0:
+            obj.pop("batch", None)  # written once, with the batch's first statement
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Statement:

@@ -22,13 +22,13 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from replay.errors import CaptureError
-from replay.records import Record, record_from_json
+from replay.records import Record, SessionEnd, Statement, record_from_json
 
 FORMAT = "shadow-replay-capture"
 VERSION = 1
@@ -109,14 +109,23 @@ class CaptureWriter:
         return handle
 
     def write(self, record: Record) -> None:
-        line = json.dumps(record.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        self.write_many((record,))
+
+    def write_many(self, records: Iterable[Record]) -> None:
+        """Append records and flush them with one write: a line is never half-flushed."""
+        lines = "".join(
+            json.dumps(r.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+            for r in records
+        )
+        if not lines:
+            return
         handle = self._file
         if handle is None or self._size >= self.segment_bytes:
             handle = self._open_next()
-        handle.write(line)
+        handle.write(lines)
         handle.flush()
-        self._size += len(line)
-        self.records += 1
+        self._size += len(lines)
+        self.records += lines.count("\n")
         if time.monotonic() - self._last_sync >= self.fsync_interval:
             self.sync()
 
@@ -191,7 +200,7 @@ def capture_meta(folder: Path | str) -> dict[str, Any]:
     return read_header(segments(folder)[0].path)
 
 
-def _segment_records(segment: Path, warn: Warn) -> Iterator[Record]:
+def _segment_records(segment: Path, warn: Warn, batches: dict[str, str]) -> Iterator[Record]:
     read_header(segment)
     with segment.open("rb") as handle:
         offset = len(handle.readline())
@@ -203,13 +212,28 @@ def _segment_records(segment: Path, warn: Warn) -> Iterator[Record]:
                 )
                 return
             try:
-                yield record_from_json(json.loads(raw))
+                record = record_from_json(json.loads(raw))
             except (ValueError, KeyError, TypeError) as exc:
                 warn(f"{segment}: unreadable record at offset {offset} skipped ({exc})")
+            else:
+                yield _rebatch(record, batches)
             offset += len(raw)
+
+
+def _rebatch(record: Record, batches: dict[str, str]) -> Record:
+    """Give a batch's later statements the batch text written with its first one."""
+    if isinstance(record, Statement):
+        if record.batch is not None:
+            batches[record.session] = record.batch
+        elif record.batch_index > 0:
+            record.batch = batches.get(record.session)
+    elif isinstance(record, SessionEnd):
+        batches.pop(record.id, None)
+    return record
 
 
 def read_records(folder: Path | str, warn: Warn = _log_warning) -> Iterator[Record]:
     """Every record of a capture, streamed: each writer's segments in order."""
+    batches: dict[str, str] = {}
     for segment in segments(folder):
-        yield from _segment_records(segment.path, warn)
+        yield from _segment_records(segment.path, warn, batches)

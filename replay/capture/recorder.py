@@ -5,7 +5,7 @@ deque; one recorder thread drains it, feeds each connection's
 :class:`~replay.wire.tracker.ConnectionTracker` and appends the finished records to the
 capture. Nothing here can block or break forwarding: the worst the recorder can do is
 stop recording a connection. That happens when its tracker loses the protocol thread,
-when it fails, or when the backlog passes ``max_backlog`` chunks (the recorder fell
+when it fails, or when the backlog passes ``max_backlog`` bytes (the recorder fell
 behind a burst): the connection is then ended in the capture as not recorded, with the
 reason, and its bytes keep flowing through the proxy untouched.
 """
@@ -30,26 +30,44 @@ log = logging.getLogger(__name__)
 _OPEN, _CLIENT, _SERVER, _CLOSED, _OVERLOAD = range(5)
 
 
+class Backlog:
+    """Chunks on their way from the relay to the recorder thread.
+
+    Its size in bytes is the difference of two counters each written by one thread
+    only (``added`` by the relay, ``removed`` by the recorder), so no lock is needed.
+    """
+
+    __slots__ = ("added", "items", "limit", "removed")
+
+    def __init__(self, limit: int) -> None:
+        self.items: collections.deque[tuple[int, int, bytes, float]] = collections.deque()
+        self.limit = limit
+        self.added = 0
+        self.removed = 0
+
+    def size(self) -> int:
+        return self.added - self.removed
+
+
 class ConnectionTap:
     """What the relay of one recorded connection calls; each call is one deque append."""
 
-    __slots__ = ("_backlog", "_limit", "enabled", "id")
+    __slots__ = ("_backlog", "enabled", "id")
 
-    def __init__(
-        self, tap_id: int, backlog: collections.deque[tuple[int, int, bytes, float]], limit: int
-    ) -> None:
+    def __init__(self, tap_id: int, backlog: Backlog) -> None:
         self.id = tap_id
         self._backlog = backlog
-        self._limit = limit
         self.enabled = True
 
     def _put(self, kind: int, data: bytes) -> None:
         if not self.enabled:
             return
-        if len(self._backlog) >= self._limit:
+        backlog = self._backlog
+        if backlog.added - backlog.removed >= backlog.limit:
             self.enabled = False
             kind, data = _OVERLOAD, b""
-        self._backlog.append((self.id, kind, data, time.time()))
+        backlog.added += len(data)
+        backlog.items.append((self.id, kind, data, time.time()))
 
     def client(self, data: bytes) -> None:
         self._put(_CLIENT, data)
@@ -80,7 +98,7 @@ class Recorder:
         sample: float = 1.0,
         digest_rows: bool = True,
         copy_cap: int = 1 << 20,
-        max_backlog: int = 200_000,
+        max_backlog: int = 64 << 20,
     ) -> None:
         self.writer = writer
         self.sample = sample
@@ -88,7 +106,7 @@ class Recorder:
         self.copy_cap = copy_cap
         self.max_backlog = max_backlog
         self.stats = RecorderStats()
-        self._backlog: collections.deque[tuple[int, int, bytes, float]] = collections.deque()
+        self._backlog = Backlog(max_backlog)
         self._ids = itertools.count(1)
         self._prefix = hashlib.blake2b(writer.writer.encode(), digest_size=3).hexdigest()
         self._trackers: dict[int, ConnectionTracker] = {}
@@ -101,8 +119,8 @@ class Recorder:
         self.stats.connections += 1
         if self.sample < 1.0 and random.random() >= self.sample:
             return None
-        tap = ConnectionTap(next(self._ids), self._backlog, self.max_backlog)
-        self._backlog.append((tap.id, _OPEN, client.encode(), time.time()))
+        tap = ConnectionTap(next(self._ids), self._backlog)
+        self._backlog.items.append((tap.id, _OPEN, client.encode(), time.time()))
         return tap
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -130,9 +148,12 @@ class Recorder:
 
     def _drain(self) -> bool:
         backlog = self._backlog
+        items = backlog.items
         worked = False
-        while backlog:
-            tap_id, kind, data, ts = backlog.popleft()
+        while items:
+            tap_id, kind, data, ts = items.popleft()
+            if kind != _OPEN:
+                backlog.removed += len(data)
             worked = True
             try:
                 self._handle(tap_id, kind, data, ts)
@@ -183,8 +204,10 @@ class Recorder:
         self._write(records)
 
     def _write(self, records: list[Record]) -> None:
+        if not records:
+            return
+        self.writer.write_many(records)
         for record in records:
-            self.writer.write(record)
             if isinstance(record, SessionEnd):
                 if record.recorded:
                     self.stats.recorded += 1

@@ -29,6 +29,7 @@ from mitmproxy.proxy.context import Context
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
 # A startup packet is small; anything longer than this in the first bytes is not one.
 MAX_STARTUP_PACKET = 10_000
 
@@ -51,6 +52,11 @@ def error_response(sqlstate: str, message: str) -> bytes:
     )
     body = fields + b"\0"
     return b"E" + struct.pack("!I", len(body) + 4) + body
+
+
+def startup_code(code: int) -> bool:
+    """Whether ``code`` opens a PostgreSQL startup packet (a 3.x version or a request)."""
+    return code >> 16 == 3 or code in (SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST)
 
 
 def encryption_request(packet: bytes) -> bool:
@@ -88,8 +94,8 @@ class PostgresRelay(layer.Layer):
             return
         self._startup += event.data
         while len(self._startup) >= 8:
-            length = struct.unpack_from("!I", self._startup)[0]
-            if length < 8 or length > MAX_STARTUP_PACKET:
+            length, code = struct.unpack_from("!II", self._startup)
+            if length < 8 or length > MAX_STARTUP_PACKET or not startup_code(code):
                 break  # not a PostgreSQL startup: relay whatever it is
             if len(self._startup) < length:
                 return
