@@ -7,7 +7,6 @@ message on stderr and exit code 2, through :class:`ReplayGroup`.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -55,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

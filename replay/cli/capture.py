@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from replay.capture.proxy import CaptureSettings, run_capture
-
 
 @click.command("capture")
 @click.option(
@@ -66,6 +64,8 @@ def capture(
     Point the application at --listen instead of the database. Every byte is forwarded
     unchanged; statements, parameters, outcomes and timings go to --out.
     """
+    from replay.capture.proxy import CaptureSettings, run_capture  # mitmproxy loads slowly
+
     settings = CaptureSettings(
         upstream=upstream,
         listen=listen,

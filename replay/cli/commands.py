@@ -6,5 +6,6 @@ import click
 
 from replay.cli.capture import capture
 from replay.cli.inspect import inspect
+from replay.cli.report import report
 
-ALL: list[click.Command] = [capture, inspect]
+ALL: list[click.Command] = [capture, inspect, report]
