@@ -112,9 +112,13 @@ class CaptureWriter:
         self.write_many((record,))
 
     def write_many(self, records: Iterable[Record]) -> None:
-        """Append records and flush them with one write: a line is never half-flushed."""
+        """Append records and flush them with one write: a line is never half-flushed.
+
+        JSON is written ASCII-escaped: a text parameter that was not valid UTF-8 is held
+        as lone surrogates (``surrogateescape``), which only an escape can carry.
+        """
         lines = "".join(
-            json.dumps(r.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+            json.dumps(r.to_json(), separators=(",", ":")) + "\n"
             for r in records
         )
         if not lines:
