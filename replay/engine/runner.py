@@ -100,7 +100,7 @@ def replay(
     queue = _Queue(split.sessions)
     counts = ReplayCounts()
     failures: list[int] = []
-    pacer = Pacer(options.speed, split.first, stop) if options.speed > 0 else None
+    pacer = Pacer(options.speed, split.first) if options.speed > 0 else None
     started = time.perf_counter()
     with OutcomeWriter(out) as writer:
         sink = _Sink(writer)

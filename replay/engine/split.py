@@ -168,7 +168,14 @@ def read_session(path: Path) -> Session:
 
 def read_statements(path: Path) -> Iterator[Statement]:
     """Stream the statements of a split file, in captured order."""
+    batch: str | None = None
     with path.open(encoding="utf-8") as handle:
         handle.readline()
         for line in handle:
-            yield Statement.from_json(json.loads(line))
+            statement = Statement.from_json(json.loads(line))
+            # On disk a batch's text is written with its first statement only.
+            if statement.batch is not None:
+                batch = statement.batch
+            elif statement.batch_index > 0:
+                statement.batch = batch
+            yield statement

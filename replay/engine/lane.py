@@ -1,0 +1,114 @@
+"""One session's replay on one target: a lane, advancing on its own.
+
+Each target replays the session in captured order, but not in lockstep with the other
+targets: a lane may run up to the session's window ahead. Lockstep would let two
+sessions block each other *across* targets (A waits for B's row lock on the baseline
+while B waits for A's on the candidate), which no server can detect as a deadlock.
+
+A lane whose connection is lost gets ``lost`` for that statement and ``skipped`` until
+the captured session was next outside a transaction; there it reconnects and
+continues. It remembers the first failure of the open transaction, so errors that
+only cascade from it (25P02) can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from replay.engine.result import IN_FAILED_TRANSACTION, lost_outcome, skipped_outcome
+from replay.engine.target import TargetConnection
+from replay.outcomes import TargetOutcome
+from replay.records import Session, Statement
+
+
+@dataclass
+class _Batch:
+    """The answers to a multi-statement Query, handed out one per captured statement."""
+
+    text: str
+    index: int
+    outcomes: list[TargetOutcome] = field(default_factory=list)
+
+
+def nth_outcome(outcomes: list[TargetOutcome], index: int) -> TargetOutcome:
+    """The answer to the ``index``-th statement of a Query."""
+    if index < len(outcomes):
+        return outcomes[index]
+    if outcomes and outcomes[-1].status == "lost":
+        return skipped_outcome("connection lost earlier in its Query")
+    if not outcomes:
+        return skipped_outcome("no answer")
+    return skipped_outcome("not executed: an earlier statement of its Query failed")
+
+
+@dataclass
+class Lane:
+    """The state of one target's replay of the current session."""
+
+    name: str
+    connection: TargetConnection
+    position: int = 0
+    busy: bool = False
+    lost_at: int | None = None
+    failed_at: int | None = None
+    boundary: bool = True
+    batch: _Batch | None = None
+
+    def begin(self, session: Session) -> None:
+        self.position, self.busy, self.batch = 0, False, None
+        self.lost_at = self.failed_at = None
+        self.boundary = True
+        if not self.connection.begin(session):
+            self.lost_at = 0
+
+    def start(self, statement: Statement, session: Session) -> TargetOutcome | None:
+        """Send ``statement``; an outcome right away when it is not sent."""
+        if not statement.replayable or statement.protocol == "function":
+            note = f": {statement.note}" if statement.note else ""
+            return skipped_outcome(f"not replayable{note}")
+        batch = self.batch
+        if batch and statement.batch == batch.text and statement.batch_index > batch.index:
+            batch.index = statement.batch_index
+            return nth_outcome(batch.outcomes, statement.batch_index)
+        connection = self.connection
+        if not connection.connected:
+            if not self.boundary and self.lost_at is not None:
+                return skipped_outcome(
+                    f"connection lost at seq {self.lost_at}; resuming at the next transaction"
+                )
+            if not connection.connect(session):
+                self.lost_at = statement.seq
+                return lost_outcome(connection.error)
+            self.lost_at = self.failed_at = None
+        connection.start(statement)
+        self.busy = True
+        return None
+
+    def finish(self, statement: Statement) -> TargetOutcome:
+        """The outcome of the statement that was in flight, once the connection is done."""
+        self.busy = False
+        outcomes = self.connection.outcomes
+        if statement.batch is not None:
+            self.batch = _Batch(statement.batch, statement.batch_index, outcomes)
+            outcome = nth_outcome(outcomes, statement.batch_index)
+        else:
+            self.batch = None
+            outcome = nth_outcome(outcomes, 0)
+        if outcome.status == "lost":
+            self.lost_at = statement.seq
+        return outcome
+
+    def settle(self, statement: Statement, outcome: TargetOutcome) -> int | None:
+        """Move past ``statement``; the seq it cascades from, if it does."""
+        self.position += 1
+        self.boundary = statement.tx_status in ("I", "")
+        connection = self.connection
+        failed = connection.in_failed_transaction
+        cascade = None
+        if outcome.sqlstate == IN_FAILED_TRANSACTION:
+            cascade = self.failed_at
+        elif outcome.status in ("error", "timeout") and self.failed_at is None and failed:
+            self.failed_at = statement.seq
+        if not failed:
+            self.failed_at = None
+        return cascade
