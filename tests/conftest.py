@@ -9,11 +9,6 @@ for each test, dropped afterwards.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +19,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from replay.server import EmbeddedServer, free_port
+from replay.capture.process import CaptureProcess
+from replay.server import EmbeddedServer
 
 
 @dataclass
@@ -77,33 +73,8 @@ def dsn(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(name)
 
 
-@dataclass
-class CaptureProxy:
-    """A real ``replay capture`` process between the test and ``pg_server``."""
-
-    port: int
-    out: Path
-    process: subprocess.Popen[bytes]
-    stderr: str | None = None
-
-    def url(self, dbname: str, user: str = "postgres", **params: str) -> str:
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}" + (
-            f"?{query}" if query else ""
-        )
-
-    def stop(self) -> str:
-        """Stop the proxy like Ctrl-C does; returns what it printed on stderr."""
-        if self.stderr is None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
-            try:
-                _, err = self.process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                _, err = self.process.communicate()
-            self.stderr = err.decode()
-        return self.stderr
+class CaptureProxy(CaptureProcess):
+    """A real ``replay capture`` process between the test and a server."""
 
     def records(self) -> list[Any]:
         from replay.capture.format import read_records
@@ -111,50 +82,10 @@ class CaptureProxy:
         return list(read_records(self.out))
 
 
-def wait_for_port(
-    port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"process exited early: {process.stderr.read().decode()}"
-                if process.stderr
-                else "process exited early"
-            )
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
 def start_capture(upstream: str, out: Path, *extra: str) -> CaptureProxy:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replay",
-            "capture",
-            "--upstream",
-            upstream,
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port, process)
-    except BaseException:
-        process.kill()
-        process.communicate()
-        raise
-    return CaptureProxy(port, out, process)
+    proxy = CaptureProxy(upstream, out, *extra)
+    proxy.start()
+    return proxy
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import CaptureProxy, PgServer, start_capture, wait_for_port
+from conftest import CaptureProxy, PgServer, start_capture
 
+from replay.capture.process import wait_for_port
 from replay.records import Session, SessionEnd, Statement
 from replay.server import EmbeddedServer, free_port, tool
 
@@ -239,7 +240,8 @@ def test_addon_works_in_plain_mitmdump(pg_server: PgServer, tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         env={**os.environ, "HOME": str(tmp_path)},
     )
-    proxy = CaptureProxy(port, tmp_path / "cap", process)
+    proxy = CaptureProxy(f"{pg_server.host}:{pg_server.port}", tmp_path / "cap")
+    proxy.port, proxy.process = port, process
     try:
         wait_for_port(port, process)
         db = pg_server.create_database()
