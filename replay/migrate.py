@@ -23,9 +23,9 @@ from pathlib import Path
 import pglast
 import psycopg
 
-from replay.clone import parse_conninfo
 from replay.errors import BadInput, MigrationError
 from replay.fingerprint import statement_kind
+from replay.safety import parse_conninfo
 
 NO_TRANSACTION = re.compile(r"^\s*--\s*replay:\s*no-transaction\b", re.IGNORECASE)
 

@@ -24,11 +24,12 @@ import psycopg
 
 from replay import migrate
 from replay.capture.format import capture_meta
-from replay.clone import Clones, Target, check_safe, strip_password
+from replay.clone import Clones
 from replay.compare import FAIL_ON_LEVELS, Findings, classify, exit_code
 from replay.engine import EngineOptions, ReplayCounts, Selection, Timeouts, replay, split_capture
 from replay.errors import BadInput, SetupError
 from replay.report import write_reports
+from replay.safety import Target, check_safe, strip_password
 from replay.schema import snapshot
 
 RUN_FILE = "run.json"

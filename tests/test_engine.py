@@ -12,12 +12,12 @@ import psycopg
 import pytest
 from capture_builder import INT4, TEXT, SessionScript, int4, write_capture
 
-from replay.clone import Target
 from replay.digest import RowDigest
 from replay.engine import EngineOptions, Selection, Timeouts, replay, split_capture
 from replay.engine.split import _Handles, read_session, read_statements
 from replay.fingerprint import fingerprint
 from replay.outcomes import OutcomeRow, iter_outcomes
+from replay.safety import Target
 
 SCHEMA = """
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0);
@@ -180,7 +180,7 @@ def _terminate_when_running(dsn: str, needle: str, done: threading.Event) -> Non
 def test_lost_connection_resumes_at_the_next_transaction(tmp_path, targets):
     s = SessionScript("s1")
     s.simple("BEGIN", tx_status="T")
-    s.simple("SELECT pg_sleep(3) /* kill me */", tx_status="T")
+    s.simple("SELECT pg_sleep(1.5) /* kill me */", tx_status="T")
     s.simple("UPDATE items SET qty = 0", tx_status="T")
     s.simple("COMMIT", tx_status="I")
     s.simple("SELECT qty FROM items WHERE id = 1")
@@ -304,3 +304,16 @@ def test_handles_are_bounded(tmp_path):
             assert len(handles._open) <= 2
     handles.close_all()
     assert all(p.read_text() == "x\n" * 3 for p in paths)
+
+
+def test_speed_replays_at_captured_pace(tmp_path, targets):
+    s = SessionScript("s1")
+    s.simple("SELECT 1", start=1_700_000_000.0)
+    s.simple("SELECT 2", start=1_700_000_001.0)
+    started = time.perf_counter()
+    rows = run(tmp_path, targets, [s], speed=4.0)
+    assert 0.25 <= time.perf_counter() - started < 2
+    assert rows["s1", 2].outcomes["candidate"].status == "ok"
+    fast = time.perf_counter()
+    run(tmp_path / "again", targets, [s])
+    assert time.perf_counter() - fast < 0.25 + 0.5

@@ -43,7 +43,8 @@ class _Bar:
             self.bar.__exit__(None, None, None)
 
 
-def _summary(result: RunResult) -> None:
+def print_summary(result: RunResult) -> None:
+    """The one-screen summary of a run: counts, migrations, verdict, top findings."""
     counts = result.counts
     click.echo(
         f"Replayed {counts.statements} statements of {counts.sessions} sessions in "
@@ -123,5 +124,5 @@ def run(no_noise: bool, **params: Any) -> None:
         )
     finally:
         bar.close()
-    _summary(result)
+    print_summary(result)
     click.get_current_context().exit(result.exit_code)

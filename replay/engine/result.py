@@ -94,3 +94,19 @@ def lost_outcome(message: str, duration: float = 0.0) -> TargetOutcome:
 
 def skipped_outcome(reason: str) -> TargetOutcome:
     return TargetOutcome(status="skipped", message=reason)
+
+
+def ignore_notice(result: pq.abc.PGresult) -> None:
+    """Notices (e.g. 'there is no transaction in progress') are not outcomes."""
+
+
+def ends_connection(result: pq.abc.PGresult) -> bool:
+    """Whether an error came with the end of its connection (docs Appendix A: 57P, 08)."""
+    sqlstate = (result.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
+    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or b""
+    return severity in (b"FATAL", b"PANIC") or sqlstate.startswith(("57P", "08"))
+
+
+def one_line(message: bytes) -> str:
+    lines = [line for line in message.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "cannot connect"

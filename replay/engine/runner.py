@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.clone import Target
 from replay.engine.session import Pacer, SessionReplay
 from replay.engine.split import SessionFile, SplitCapture, read_session, read_statements
 from replay.engine.startup import Timeouts
 from replay.engine.target import TargetConnection
 from replay.outcomes import OutcomeRow, OutcomeWriter
+from replay.safety import Target
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]

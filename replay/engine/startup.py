@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from psycopg.conninfo import make_conninfo
 
-from replay.clone import parse_conninfo
 from replay.records import Session
+from replay.safety import parse_conninfo
 
 # Keys that are not run-time parameters, or that libpq sends itself.
 NOT_REPLAYED = frozenset(

@@ -24,18 +24,20 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import pq
 
-from replay.clone import Target
 from replay.digest import RowDigest
 from replay.engine.result import (
-    DiagnosticField,
     ExecStatus,
+    ends_connection,
     error_outcome,
+    ignore_notice,
     lost_outcome,
+    one_line,
     outcome_of,
 )
 from replay.engine.startup import WATCHDOG_GRACE, Timeouts, startup_conninfo
 from replay.outcomes import TargetOutcome
 from replay.records import Session, Statement, param_is_binary
+from replay.safety import Target
 
 _DEALLOCATE = re.compile(r'^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[\w$]+)', re.I)
 _DISCARD = re.compile(r"^\s*discard\s+all\b", re.I)
@@ -124,10 +126,10 @@ class TargetConnection:
         for conninfo in attempts:
             pgconn = pq.PGconn.connect(_encode(conninfo))
             if pgconn.status == pq.ConnStatus.OK:
-                pgconn.notice_handler = _ignore_notice
+                pgconn.notice_handler = ignore_notice
                 self.pgconn, self.startup, self.error = pgconn, attempts[0], ""
                 return True
-            self.error = _one_line(pgconn.error_message)
+            self.error = one_line(pgconn.error_message)
             pgconn.finish()
         return False
 
@@ -246,7 +248,7 @@ class TargetConnection:
         except psycopg.OperationalError as exc:
             self._lose(str(exc))
         if self.pgconn is not None and self.pgconn.status == pq.ConnStatus.BAD:
-            self._lose(_one_line(self.pgconn.error_message))
+            self._lose(one_line(self.pgconn.error_message))
         return self.done
 
     def _read_copy_out(self) -> bool:
@@ -275,7 +277,7 @@ class TargetConnection:
         kind = self._step.kind
         if kind == "close":
             return
-        if status == ExecStatus.FATAL_ERROR and _ends_connection(result):
+        if status == ExecStatus.FATAL_ERROR and ends_connection(result):
             # A FATAL error (e.g. the backend was terminated) ends the connection.
             message = error_outcome(result, 0).message or "connection terminated"
             self._lose(message)
@@ -322,19 +324,3 @@ class TargetConnection:
     def socket(self) -> int:
         assert self.pgconn is not None
         return self.pgconn.socket
-
-
-def _ignore_notice(result: pq.abc.PGresult) -> None:
-    """Notices (e.g. 'there is no transaction in progress') are not outcomes."""
-
-
-def _ends_connection(result: pq.abc.PGresult) -> bool:
-    """Whether an error came with the end of its connection (docs Appendix A: 57P, 08)."""
-    sqlstate = (result.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
-    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or b""
-    return severity in (b"FATAL", b"PANIC") or sqlstate.startswith(("57P", "08"))
-
-
-def _one_line(message: bytes) -> str:
-    lines = [line for line in message.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "cannot connect"
