@@ -22,6 +22,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from replay.capture.process import CaptureProcess
 from replay.server import EmbeddedServer
 
+pytest_plugins = ["pytester"]
+
 
 @dataclass
 class PgServer:
