@@ -18,5 +18,5 @@ INSERT INTO owners (email)
 SELECT format('Owner%s@Example.COM', i) FROM generate_series(1, 8) AS i;
 
 INSERT INTO links (code, target_url, owner_id, clicks)
-SELECT format('seed%s', i), format('https://example.com/page/%s', i), 1 + i % 8, i % 13
+SELECT format('seed%s', i), format('https://example.com/page/%s', i), 1 + (i - 1) % 8, i % 13
 FROM generate_series(1, 400) AS i;

@@ -26,8 +26,7 @@ def owner_session(url: str, owner: int, links: int) -> None:
         conn.execute(ACCOUNT, [owner])
         codes = [f"o{owner}l{i}" for i in range(links)]
         for i, code in enumerate(codes):
-            with conn.transaction():
-                conn.execute(SHORTEN, [code, f"https://example.org/{owner}/{i}", owner])
+            conn.execute(SHORTEN, [code, f"https://example.org/{owner}/{i}", owner])
         for code in [*codes, f"seed{owner}", f"seed{owner + 8}"]:
             row = conn.execute(RESOLVE, [code]).fetchone()
             if row is not None:
