@@ -40,7 +40,7 @@ from replay.compare import BLAME_FILE, BREAKING, RUN_FILE, classify, statement_v
 from replay.engine import EngineOptions, Selection, Timeouts, replay, split_capture
 from replay.engine.split import SplitCapture, read_session
 from replay.errors import BadInput, MigrationError, SetupError
-from replay.outcomes import OutcomeRow, iter_outcomes
+from replay.outcomes import OutcomeRow, TargetOutcome, iter_outcomes
 
 Plan = tuple[tuple[int, int], ...]
 """Which migrations a probe applies: (file index, number of its statements) pairs."""
@@ -69,18 +69,34 @@ class Prober:
         self.pristine = pristine
         self.options = options
         self.probes = 0
-        self._cache: dict[Plan, frozenset[str]] = {}
+        self._cache: dict[Plan, dict[tuple[str, int], TargetOutcome] | None] = {}
 
     def full(self, count: int) -> Plan:
         """The first ``count`` files, whole."""
         return tuple((i, len(self.migrations[i].statements)) for i in range(count))
 
     def breaks(self, plan: Plan, fingerprint: str) -> bool:
+        """Whether the class's examples answer otherwise with ``plan`` applied than with
+        nothing applied. Both sides are probes replayed the same way (the same sessions,
+        one at a time), so sequences and row order agree wherever the schema does; the
+        full run's baseline would not, having replayed every session concurrently."""
+        control, probe = self._answers(()), self._answers(plan)
+        if probe is None or control is None:
+            return False  # this combination does not even apply
+        for key in self.examples.get(fingerprint, []):
+            if key in probe and key in control and key in self.saved:
+                judged = dataclasses.replace(self.saved[key])
+                judged.outcomes = {"baseline": control[key], "candidate": probe[key]}
+                if statement_verdict(judged) in BREAKING:
+                    return True
+        return False
+
+    def _answers(self, plan: Plan) -> dict[tuple[str, int], TargetOutcome] | None:
         if plan not in self._cache:
             self._cache[plan] = self._probe(plan)
-        return fingerprint in self._cache[plan]
+        return self._cache[plan]
 
-    def _probe(self, plan: Plan) -> frozenset[str]:
+    def _probe(self, plan: Plan) -> dict[tuple[str, int], TargetOutcome] | None:
         self.probes += 1
         with self._database() as conninfo:
             try:
@@ -89,23 +105,14 @@ class Prober:
                     part = dataclasses.replace(migration, statements=migration.statements[:count])
                     migrate.apply(conninfo, part)
             except MigrationError:
-                return frozenset()  # this combination does not even apply
+                return None
             with tempfile.TemporaryDirectory(prefix="replay-probe-") as out:
                 replay(self.split, [Target("candidate", conninfo)], out, self.options)
-                answers = {(r.session, r.seq): r for r in iter_outcomes(out)}
-        broken = set()
-        for fingerprint, keys in self.examples.items():
-            for key in keys:
-                if key in answers and key in self.saved:
-                    judged = dataclasses.replace(self.saved[key])
-                    judged.outcomes = {
-                        **self.saved[key].outcomes,
-                        "candidate": answers[key].outcomes["candidate"],
-                    }
-                    if statement_verdict(judged) in BREAKING:
-                        broken.add(fingerprint)
-                        break
-        return frozenset(broken)
+                return {
+                    (r.session, r.seq): r.outcomes["candidate"]
+                    for r in iter_outcomes(out)
+                    if (r.session, r.seq) in self.saved
+                }
 
     @contextmanager
     def _database(self) -> Iterator[str]:
@@ -214,7 +221,8 @@ def blame(
             prober = Prober(
                 migrations, split, saved, examples,
                 scratch=scratch, pristine=pristine,
-                options=EngineOptions(jobs=4, timeouts=timeouts or Timeouts()),
+                # One session at a time: every probe replays them in the same order.
+                options=EngineOptions(jobs=1, timeouts=timeouts or Timeouts()),
             )  # fmt: skip
             blamed: dict[str, dict[str, Any]] = {}
             for query_class in suspects:

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from replay import migrate
+from replay.blame import blame
 from replay.capture.format import capture_meta
 from replay.clone import Clones
 from replay.compare import FAIL_ON_LEVELS, Findings, classify, exit_code
@@ -63,6 +64,7 @@ class RunOptions:
     classes: tuple[str, ...] = ()
     fail_on: str = "fails"
     slower_factor: float = 2.0
+    blame: bool = True
 
 
 @dataclass
@@ -128,8 +130,9 @@ def _check_reachable(targets: list[Target]) -> None:
 @contextlib.contextmanager
 def _targets(
     options: RunOptions, upstream: str | None, databases: frozenset[str], notify: Notify
-) -> Iterator[tuple[list[Target], list[migrate.Migration]]]:
-    """The run's targets (cloned and migrated, or the user's), checked safe."""
+) -> Iterator[tuple[list[Target], list[migrate.Migration], str | None]]:
+    """The run's targets (cloned and migrated, or the user's), checked safe, and the
+    scratch server they live on when they were cloned (for blame's probes)."""
     if not options.source:
         given = [("baseline", options.baseline), ("candidate", options.candidate)]
         if options.noise and options.baseline2:
@@ -137,7 +140,7 @@ def _targets(
         targets = [Target(name, url) for name, url in given if url]
         check_safe(targets, upstream=upstream, captured_databases=databases)
         _check_reachable(targets)
-        yield targets, []
+        yield targets, [], None
         return
     with Clones(
         options.source,
@@ -157,7 +160,7 @@ def _targets(
         elif options.migrate_cmd:
             notify(f"running {options.migrate_cmd!r}")
             applied = [migrate.run_command(candidate, options.migrate_cmd)]
-        yield list(clones.targets.values()), applied
+        yield list(clones.targets.values()), applied, clones.scratch
 
 
 def _save_schema(folder: Path, targets: list[Target]) -> None:
@@ -194,6 +197,7 @@ def run_replay(
         with _targets(options, str(upstream) if upstream else None, split.databases, say) as (
             targets,
             applied,
+            scratch,
         ):
             say(f"replaying {split.statements} statements of {len(split.sessions)} sessions")
             engine = EngineOptions(
@@ -202,6 +206,14 @@ def run_replay(
                 timeouts=Timeouts(options.statement_timeout, options.lock_timeout),
             )
             counts = replay(split, targets, out, engine, progress)
+            if counts.failed_sessions:
+                say(
+                    f"warning: {counts.failed_sessions} sessions could not be replayed "
+                    "(see the messages above); their statements are not judged"
+                )
+            if split.statements and not counts.statements:
+                # "Safe to deploy" on an empty replay would be a lie.
+                raise SetupError("no statement could be replayed; nothing was judged")
             _save_schema(out, targets)
             shown = {t.name: t.display for t in targets}
             run = {
@@ -217,6 +229,16 @@ def run_replay(
                 "counts": counts.to_json(),
             }
             (out / RUN_FILE).write_text(json.dumps(run, indent=1), encoding="utf-8")
+            if options.blame and options.source and scratch and applied:
+                say("blaming the breaking query classes on migration statements")
+                blame(
+                    out,
+                    source=options.source,
+                    scratch=scratch,
+                    schema_only=options.schema_only,
+                    timeouts=engine.timeouts,
+                    notify=say,
+                )
     findings = classify(out, slower_factor=options.slower_factor)
     reports = write_reports(out, findings, fail_on=options.fail_on)
     return RunResult(

@@ -71,6 +71,14 @@ def _service_user() -> str | None:
     return SERVICE_USER
 
 
+def _primary_group(user: str | None) -> int | None:
+    if user is None:
+        return None
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
 def _open_to(path: Path) -> None:
     """Let the service user traverse every parent of ``path`` and read the binaries."""
     for parent in [path, *path.parents]:
@@ -120,7 +128,11 @@ class EmbeddedServer:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
+                # The service user's own group too: keeping root's group would make
+                # root-owned folders judge us by their (often closed) group bits.
                 user=self._user,
+                group=_primary_group(self._user),
+                extra_groups=[] if self._user else None,
                 cwd="/",
             )
         except subprocess.CalledProcessError as exc:

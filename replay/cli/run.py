@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from replay.compare import FAIL_ON_LEVELS
-from replay.report.words import finding_text, headline, one_line
+from replay.report.words import blame_text, finding_text, headline, one_line
 from replay.run import RunOptions, RunResult, parse_time, run_replay
 
 SUMMARY_CLASSES = 10
@@ -60,6 +60,8 @@ def print_summary(result: RunResult) -> None:
             f"  {query_class.verdict!s:<10} {query_class.count:>6}x  "
             f"{one_line(query_class.sql, 60):<60}  {one_line(finding_text(query_class), 60)}"
         )
+        if query_class.blame:
+            click.echo(f"{'':>20}caused by {one_line(blame_text(query_class.blame), 100)}")
     if len(findings) > SUMMARY_CLASSES:
         click.echo(f"  ... and {len(findings) - SUMMARY_CLASSES} more")
     click.echo(f"Report: {result.reports.get('html', result.report_folder)}")
