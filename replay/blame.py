@@ -124,6 +124,19 @@ class Prober:
             _admin(self.scratch, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)"), name)
 
 
+def _migration(saved: dict[str, Any]) -> migrate.Migration:
+    """A migration as run.json recorded it: a file is read again; a command's statements
+    (recorded through the capture proxy) are taken as they were run."""
+    if saved.get("path"):
+        return migrate.load(Path(saved["path"]))
+    return migrate.Migration(
+        name=str(saved["name"]),
+        command=saved.get("command"),
+        transactional=False,
+        statements=tuple(saved.get("statements") or ()),
+    )
+
+
 def _admin(scratch: str, statement: sql.SQL, *names: str) -> None:
     try:
         with psycopg.connect(scratch, autocommit=True, connect_timeout=10) as conn:
@@ -193,9 +206,7 @@ def blame(
     say = notify or (lambda message: None)
     folder = Path(report_folder)
     run = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    migrations = [
-        migrate.load(Path(m["path"])) for m in run.get("migrations") or [] if m.get("path")
-    ]
+    migrations = [_migration(m) for m in run.get("migrations") or []]
     findings = classify(folder)
     suspects = [c for c in findings.classes if c.verdict in BREAKING]
     if not suspects or not migrations:

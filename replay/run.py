@@ -29,6 +29,7 @@ from replay.clone import Clones
 from replay.compare import FAIL_ON_LEVELS, Findings, classify, exit_code
 from replay.engine import EngineOptions, ReplayCounts, Selection, Timeouts, replay, split_capture
 from replay.errors import BadInput, SetupError
+from replay.recorded_command import run_recorded
 from replay.report import write_reports
 from replay.safety import Target, check_safe, strip_password
 from replay.schema import snapshot
@@ -159,7 +160,7 @@ def _targets(
             applied = migrate.apply_folder(candidate, options.migrations)
         elif options.migrate_cmd:
             notify(f"running {options.migrate_cmd!r}")
-            applied = [migrate.run_command(candidate, options.migrate_cmd)]
+            applied = [run_recorded(candidate, options.migrate_cmd)]
         yield list(clones.targets.values()), applied, clones.scratch
 
 
