@@ -43,6 +43,9 @@ class TargetOutcome:
     sqlstate: str | None = None
     message: str | None = None
     duration: float = 0.0
+    # The first rows as text, kept only where the targets' rows differ (for the report's
+    # row-level diff); see replay.engine.result.keep_samples_where_rows_differ.
+    sample: list[list[str | None]] | None = None
 
 
 @dataclass(slots=True)
@@ -71,7 +74,8 @@ class OutcomeRow:
         flat: dict[str, Any] = {k: getattr(self, k) for k in _IDENTITY}
         for target, outcome in self.outcomes.items():
             for key, value in asdict(outcome).items():
-                flat[f"{target}_{key}"] = value
+                if key != "sample" or value is not None:
+                    flat[f"{target}_{key}"] = value
         return flat
 
     @classmethod

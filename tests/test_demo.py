@@ -52,6 +52,9 @@ def test_demo_finds_each_breaking_migration_and_blames_it(tmp_path: Path) -> Non
     preview = by_sql["SELECT code, target_url FROM links WHERE id = $1"]
     assert preview["verdict"] == "changed"
     assert preview["blame"]["migration"] == "004_www_redirects.sql"
+    # The first differing rows are kept for the report's row-level diff.
+    assert "https://www.example.com/" in preview["candidate"]["sample"][0][1]
+    assert "https://example.com/" in preview["baseline"]["sample"][0][1]
 
     # The safe migration (an index) is blamed for nothing.
     assert all(

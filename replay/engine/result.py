@@ -21,6 +21,7 @@ DiagnosticField = pq.DiagnosticField
 # (PostgreSQL docs, Appendix A: query_canceled, lock_not_available).
 TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
 IN_FAILED_TRANSACTION = "25P02"
+SAMPLE_ROWS = 20
 
 
 def _text(value: bytes | None) -> str | None:
@@ -35,11 +36,33 @@ def columns_json(result: pq.abc.PGresult) -> str:
     return json.dumps(columns, separators=(",", ":"), ensure_ascii=False)
 
 
-def digest_rows(result: pq.abc.PGresult, digest: RowDigest) -> None:
+def digest_rows(result: pq.abc.PGresult, digest: RowDigest) -> list[list[str | None]]:
+    """Digest every row; return the first SAMPLE_ROWS as text, for a report's row diff."""
     fields = range(result.nfields)
     get = result.get_value
+    sample: list[list[str | None]] = []
+    binary = [result.fformat(col) == 1 for col in fields]
     for row in range(result.ntuples):
-        digest.add_values([get(row, col) for col in fields])
+        values = [get(row, col) for col in fields]
+        digest.add_values(values)
+        if row < SAMPLE_ROWS:
+            sample.append([_shown(v, b) for v, b in zip(values, binary, strict=True)])
+    return sample
+
+
+def _shown(value: bytes | None, binary: bool) -> str | None:
+    if value is None:
+        return None
+    return "\\x" + value.hex() if binary else value.decode("utf-8", "replace")
+
+
+def keep_samples_where_rows_differ(outcomes: dict[str, TargetOutcome]) -> None:
+    """Drop the sample rows unless the targets' rows differ: only a finding needs them,
+    and outcomes.jsonl should not carry every result twice."""
+    digests = {o.digest for o in outcomes.values() if o.status == "ok"}
+    if len(digests) <= 1:
+        for outcome in outcomes.values():
+            outcome.sample = None
 
 
 def _rows_from_tag(tag: str) -> int | None:
@@ -70,8 +93,9 @@ def outcome_of(
     tag = _text(result.command_status) or ""
     if status == ExecStatus.TUPLES_OK:
         digest = RowDigest()
-        digest_rows(result, digest)
+        sample = digest_rows(result, digest)
         return TargetOutcome(
+            sample=sample,
             status="ok",
             tag=tag,
             rows=result.ntuples,

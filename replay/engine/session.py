@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from replay.engine.lane import Lane
+from replay.engine.result import keep_samples_where_rows_differ
 from replay.engine.target import TargetConnection
 from replay.fingerprint import fingerprint, has_top_level_order_by
 from replay.outcomes import OutcomeRow, TargetOutcome
@@ -150,6 +151,7 @@ def _priority(name: str) -> int:
 def _finish(entry: _Entry) -> OutcomeRow:
     row = entry.row
     row.outcomes = {name: entry.outcomes[name] for name in sorted(entry.outcomes, key=_priority)}
+    keep_samples_where_rows_differ(row.outcomes)
     for name in sorted(entry.cascades, key=_priority):
         if entry.cascades[name] is not None:
             row.cascade_of = entry.cascades[name]
