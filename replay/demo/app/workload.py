@@ -1,7 +1,8 @@
 """The old application's traffic: what the URL shortener sends to PostgreSQL.
 
 Each session is one owner using the service: look up their account, shorten a few
-URLs, resolve codes (and count the click), list their recent links and their totals.
+URLs, resolve codes (and count the click), preview a few older links, list their
+recent links and their totals.
 The queries are the old code's, as production runs it today; the migrations in
 ``../migrations`` are what the next release wants to apply underneath it.
 """
@@ -18,6 +19,7 @@ RESOLVE = "SELECT target_url FROM links WHERE code = %s"
 COUNT_CLICK = "UPDATE links SET clicks = clicks + 1 WHERE code = %s"
 RECENT = "SELECT code, target_url, clicks FROM links WHERE owner_id = %s ORDER BY id DESC LIMIT 10"
 TOTALS = "SELECT count(*), coalesce(sum(clicks), 0) FROM links WHERE owner_id = %s"
+PREVIEW = "SELECT code, target_url FROM links WHERE id = %s"
 
 
 def owner_session(url: str, owner: int, links: int) -> None:
@@ -31,6 +33,8 @@ def owner_session(url: str, owner: int, links: int) -> None:
             row = conn.execute(RESOLVE, [code]).fetchone()
             if row is not None:
                 conn.execute(COUNT_CLICK, [code])
+        for link in range(200 + 3 * owner, 203 + 3 * owner):  # others' older links
+            conn.execute(PREVIEW, [link])
         conn.execute(RECENT, [owner])
         conn.execute(TOTALS, [owner])
 
