@@ -7,7 +7,6 @@ an application or some query classes, for incident forensics.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,53 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from replay.capture.format import read_records
-from replay.errors import BadInput
 from replay.fingerprint import fingerprint, normalize
 from replay.records import Session, SessionEnd, Statement
-
-
-def parse_time(value: str | float | None) -> float | None:
-    """Epoch seconds from an epoch number or an ISO 8601 time (UTC when no zone given)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise BadInput(f"not a time: {value!r} (use ISO 8601 or epoch seconds)") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class StatementFilter:
-    """Which statements a forensic look (or a replay) keeps."""
-
-    since: float | None = None
-    until: float | None = None
-    applications: frozenset[str] = frozenset()
-    classes: frozenset[str] = frozenset()
-
-    def keeps(self, statement: Statement, application: str) -> bool:
-        if self.since is not None and statement.start < self.since:
-            return False
-        if self.until is not None and statement.start > self.until:
-            return False
-        if self.applications and application not in self.applications:
-            return False
-        return not self.classes or fingerprint(statement.sql) in self.classes
+from replay.selection import Selection, iso
 
 
 @dataclass
@@ -113,9 +68,9 @@ class CaptureSummary:
 
 
 def summarize(
-    records: Iterable[Session | SessionEnd | Statement], keep: StatementFilter | None = None
+    records: Iterable[Session | SessionEnd | Statement], keep: Selection | None = None
 ) -> CaptureSummary:
-    keep = keep or StatementFilter()
+    keep = keep or Selection()
     summary = CaptureSummary()
     apps: dict[str, str] = {}
     seen_sessions: set[str] = set()
@@ -128,7 +83,7 @@ def summarize(
                 summary.not_recorded += 1
         else:
             app = apps.get(record.session, "")
-            if not keep.keeps(record, app):
+            if not keep.wants(record, app):
                 continue
             summary.statements += 1
             if record.session not in seen_sessions:
@@ -155,7 +110,7 @@ def summarize(
 
 def inspect_capture(
     folder: Path | str,
-    keep: StatementFilter | None = None,
+    keep: Selection | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> CaptureSummary:
     if warn is None:

@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,7 @@ class RunOptions:
     since: float | None = None
     until: float | None = None
     classes: tuple[str, ...] = ()
+    applications: tuple[str, ...] = ()
     fail_on: str = "fails"
     slower_factor: float = 2.0
     blame: bool = True
@@ -79,16 +79,6 @@ class RunResult:
     findings: Findings
     reports: dict[str, Path] = field(default_factory=dict)
     exit_code: int = 0
-
-
-def parse_time(text: str) -> float:
-    """An epoch number or an ISO 8601 time (local time when no zone is given)."""
-    with contextlib.suppress(ValueError):
-        return float(text)
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise BadInput(f"not a time: {text!r} (epoch seconds or ISO 8601)") from None
 
 
 def validate(options: RunOptions) -> None:
@@ -191,7 +181,9 @@ def run_replay(
     upstream = meta.get("upstream")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    selection = Selection(options.since, options.until, frozenset(options.classes))
+    selection = Selection(
+        options.since, options.until, frozenset(options.classes), frozenset(options.applications)
+    )
     with tempfile.TemporaryDirectory(prefix="replay-sessions-") as workdir:
         say(f"splitting {options.capture} per session")
         split = split_capture(options.capture, workdir, selection=selection, warn=say)

@@ -8,14 +8,21 @@ from pathlib import Path
 import click
 
 from replay.fingerprint import normalize
-from replay.inspect import StatementFilter, inspect_capture, iso, parse_time
+from replay.inspect import inspect_capture
+from replay.selection import Selection, iso, parse_time
 
 
 @click.command("inspect")
 @click.argument("capture", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
-@click.option("--since", help="Only statements at or after this time (ISO 8601 or epoch).")
-@click.option("--until", help="Only statements at or before this time (ISO 8601 or epoch).")
+@click.option(
+    "--since",
+    help="Only statements at or after this time (ISO 8601, UTC unless a zone is given; or epoch).",
+)
+@click.option(
+    "--until",
+    help="Only statements at or before this time (ISO 8601, UTC unless a zone is given; or epoch).",
+)
 @click.option("--app", "apps", multiple=True, help="Only this application_name (repeatable).")
 @click.option(
     "--class",
@@ -41,9 +48,7 @@ def inspect(
     top: int,
 ) -> None:
     """Summarize CAPTURE: sessions, statements, errors, time span, busiest query classes."""
-    keep = StatementFilter(
-        parse_time(since), parse_time(until), frozenset(apps), frozenset(classes)
-    )
+    keep = Selection(parse_time(since), parse_time(until), frozenset(classes), frozenset(apps))
     summary = inspect_capture(capture, keep, warn=lambda m: click.echo(f"warning: {m}", err=True))
     if as_json:
         click.echo(json.dumps(summary.to_json(top), indent=2))

@@ -15,7 +15,8 @@ import click
 
 from replay.compare import FAIL_ON_LEVELS
 from replay.report.words import blame_text, finding_text, headline, one_line
-from replay.run import RunOptions, RunResult, parse_time, run_replay
+from replay.run import RunOptions, RunResult, run_replay
+from replay.selection import parse_time
 
 SUMMARY_CLASSES = 10
 
@@ -93,9 +94,20 @@ def print_summary(result: RunResult) -> None:
 )
 @click.option("--statement-timeout", default=30.0, show_default=True, type=float, help="Seconds.")
 @click.option("--lock-timeout", default=5.0, show_default=True, type=float, help="Seconds.")
-@click.option("--since", callback=_time, help="Replay from this time (epoch or ISO 8601).")
-@click.option("--until", callback=_time, help="Replay up to this time (epoch or ISO 8601).")
+@click.option(
+    "--since",
+    callback=_time,
+    help="Replay from this time (epoch or ISO 8601, UTC unless a zone is given).",
+)
+@click.option(
+    "--until",
+    callback=_time,
+    help="Replay up to this time (epoch or ISO 8601, UTC unless a zone is given).",
+)
 @click.option("--class", "classes", multiple=True, help="Replay only this query class.")
+@click.option(
+    "--app", "applications", multiple=True, help="Replay only this application_name's sessions."
+)
 @click.option(
     "--fail-on",
     default="fails",

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import IO
 
 from replay.capture.format import Warn, capture_meta, read_records
-from replay.fingerprint import fingerprint
 from replay.records import Session, SessionEnd, Statement
+from replay.selection import Selection
 
 
 @dataclass(frozen=True, order=True)
@@ -51,22 +51,6 @@ class _OpenSession:
     session: Session
     path: Path | None = None
     first: float | None = None
-
-
-@dataclass
-class Selection:
-    """Which statements to replay: a time window and query classes (empty = all)."""
-
-    since: float | None = None
-    until: float | None = None
-    classes: frozenset[str] = frozenset()
-
-    def wants(self, statement: Statement) -> bool:
-        if self.since is not None and statement.start < self.since:
-            return False
-        if self.until is not None and statement.start > self.until:
-            return False
-        return not self.classes or fingerprint(statement.sql) in self.classes
 
 
 class _Handles:
@@ -100,6 +84,11 @@ def _dump(obj: dict[str, object]) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
+def _application(sessions: dict[str, _OpenSession], session: str) -> str:
+    state = sessions.get(session)
+    return state.session.application_name if state is not None else ""
+
+
 def split_capture(
     capture: Path | str,
     workdir: Path | str,
@@ -130,7 +119,9 @@ def split_capture(
                 state = open_sessions.pop(record.id, None)
                 if state is not None and state.path is not None:
                     handles.close(state.path)
-            elif isinstance(record, Statement) and selection.wants(record):
+            elif isinstance(record, Statement) and selection.wants(
+                record, _application(open_sessions, record.session)
+            ):
                 state = open_sessions.get(record.session)
                 if state is None:  # its Session record is missing: replay it plainly
                     state = open_sessions[record.session] = _OpenSession(
