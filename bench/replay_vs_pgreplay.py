@@ -214,7 +214,7 @@ def run_pgreplay(
             time.monotonic() - start,
             f"hung (killed after {timeout:.0f} s)",
             detail=f"{waiting} sessions waiting on a lock when killed; "
-            + out.decode(errors="replace").strip()[-300:],
+            + " / ".join(out.decode(errors="replace").strip().splitlines()[-3:]),
         )
     wall = time.monotonic() - start
     text = out.decode(errors="replace").strip()
@@ -227,7 +227,20 @@ def run_pgreplay(
             f"failed: exit {proc.returncode}",
             detail=text[-500:],
         )
-    return Replay("pgreplay -j", name, statements, wall, "finished", detail=text[-800:])
+    # pgreplay's own statistics: its count of statements and its run time
+    executed = re.search(r"SQL statements executed: (\d+)", text)
+    own_time = re.search(r"Total run time: ([0-9.]+) seconds", text)
+    calls = re.search(r"Calls to the server: (\d+)", text)
+    return Replay(
+        "pgreplay -j",
+        name,
+        int(executed.group(1)) if executed else statements,
+        wall,
+        "finished",
+        float(own_time.group(1)) if own_time else None,
+        detail=f"pgreplay says: {executed.group(0) if executed else '?'}; "
+        f"{calls.group(0) if calls else '?'}; {own_time.group(0) if own_time else '?'}",
+    )
 
 
 _REPLAYED = re.compile(r"Replayed (\d+) statements of (\d+) sessions in ([0-9.]+)s")
