@@ -23,6 +23,10 @@ from replay.errors import BadInput
 from replay.fingerprint import fingerprint
 from replay.outcomes import OutcomeWriter, TargetOutcome
 
+STATUS_OLD = json.dumps([["id", 23], ["status", 16434]])
+STATUS_NEW = json.dumps([["id", 23], ["status", 17059]])
+STATUS_TEXT = json.dumps([["id", 23], ["status", 25]])
+
 
 @pytest.mark.parametrize(
     ("baseline", "candidate", "baseline2", "expected"),
@@ -47,6 +51,10 @@ from replay.outcomes import OutcomeWriter, TargetOutcome
         (ok(duration=0.01), ok(duration=0.05), ok(duration=0.03), Verdict.OK),
         # 0.1 ms to 0.9 ms is nine times slower and still jitter
         (ok(duration=0.0001), ok(duration=0.0009), None, Verdict.OK),
+        # a recreated enum: same names, same values, a new OID for the type
+        (ok(columns=STATUS_OLD), ok(columns=STATUS_NEW), None, Verdict.OK),
+        # text becoming an enum is another type for the old code
+        (ok(columns=STATUS_TEXT), ok(columns=STATUS_NEW), None, Verdict.SHAPE),
     ],
 )
 def test_statement_verdict(
@@ -169,6 +177,23 @@ def test_one_slow_execution_is_not_a_slower_class() -> None:
     findings = classify_frame(pd.DataFrame([r.to_flat() for r in rows]))
     assert findings.classes[0].verdict is Verdict.OK
     assert findings.classes[0].statement_verdicts == {"ok": 9, "slower": 1}
+
+
+def test_slower_than_the_baselines_differ_by_is_not_a_slower_class() -> None:
+    # Three COMMITs on a busy machine: the candidate's 2 ms against 0.5 ms is more than
+    # twice and more than 1 ms slower, but the two baselines differ by more than that.
+    rows = [
+        row("COMMIT", ok(duration=0.0005), ok(duration=0.0023), ok(duration=0.0001), seq=0),
+        row("COMMIT", ok(duration=0.0016), ok(duration=0.0087), ok(duration=0.0001), seq=1),
+        row("COMMIT", ok(duration=0.0001), ok(duration=0.0006), ok(duration=0.0001), seq=2),
+        row("SELECT 1", ok(duration=0.0001), ok(duration=0.0001), ok(duration=0.008), seq=3),
+    ]
+    findings = classify_frame(pd.DataFrame([r.to_flat() for r in rows]))
+    assert [c.verdict for c in findings.classes] == [Verdict.OK, Verdict.OK]
+    # The same COMMITs with baselines that agree are slower.
+    quiet = [row("COMMIT", ok(duration=0.0005), ok(duration=0.0023), seq=i) for i in range(3)]
+    findings = classify_frame(pd.DataFrame([r.to_flat() for r in quiet]))
+    assert [c.verdict for c in findings.classes] == [Verdict.SLOWER]
 
 
 def test_summary_and_exit_code(findings: Findings) -> None:

@@ -218,6 +218,26 @@ def test_cascade_points_at_the_first_failure_of_the_transaction(tmp_path, target
     assert rows["s1", 5].outcomes["candidate"].status == "ok"
 
 
+def test_commit_of_a_failed_transaction_cascades_from_its_failure(tmp_path, targets):
+    # The candidate answers this COMMIT with ROLLBACK: not a "changed" COMMIT class, but
+    # part of what the first failure did.
+    with psycopg.connect(targets[1].conninfo, autocommit=True) as conn:
+        conn.execute("ALTER TABLE items DROP COLUMN qty")
+    s = SessionScript("s1")
+    s.simple("BEGIN", tx_status="T")
+    s.simple("UPDATE items SET qty = 1", tx_status="T")
+    s.simple("COMMIT")
+    s.simple("BEGIN", tx_status="T")
+    s.simple("SELECT name FROM items", tx_status="T")
+    s.simple("COMMIT")
+    rows = run(tmp_path, targets, [s])
+    assert rows["s1", 3].outcomes["baseline"].tag == "COMMIT"
+    assert rows["s1", 3].outcomes["candidate"].tag == "ROLLBACK"
+    assert rows["s1", 3].cascade_of == 2
+    assert rows["s1", 6].outcomes["candidate"].tag == "COMMIT"
+    assert rows["s1", 6].cascade_of is None
+
+
 def test_startup_parameters_are_replayed(tmp_path, targets):
     s = SessionScript(
         "s1",

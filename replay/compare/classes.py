@@ -7,7 +7,10 @@ A class's verdict is the worst verdict among its statements, with two refinement
   class is ``noisy``;
 - ``slower`` is a property of the class, not of one execution: a class whose other
   verdicts are harmless is ``slower`` when its *median* candidate latency exceeds the
-  slower baseline's by the thresholds' factor and margin. One slow execution is jitter.
+  slower baseline's by the thresholds' factor and margin. One slow execution is jitter,
+  and so is any gap no larger than what the two baselines of the run differ by
+  (:func:`baseline_jitter`): on a busy machine a sub-millisecond COMMIT takes a few
+  milliseconds on one target and not the other, whatever the migration.
 
 Statements that only failed because an earlier statement of their transaction failed
 (``cascade_of``) are not a class of their own: they are counted as ``cascaded`` on the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,10 +161,35 @@ def _examples(rows: pd.DataFrame, verdict: Verdict, max_examples: int) -> pd.Dat
     return picked.sort_values(["start", "session", "seq"], kind="stable").head(max_examples)
 
 
+JITTER_QUANTILE = 0.99
+
+
+def baseline_jitter(judged: pd.DataFrame) -> float:
+    """Seconds the two baselines' timings of one statement differ by, at the 99th percentile.
+
+    Baseline and second baseline are the same database replaying the same statements at
+    the same moment, so what separates their timings is the machine's jitter, the floor
+    under which a candidate's being slower says nothing about the migration. 0 without
+    a second baseline.
+    """
+    if "baseline2_duration" not in judged.columns:
+        return 0.0
+    both = (judged["baseline_status"] == "ok") & (judged["baseline2_status"] == "ok")
+    if not both.any():
+        return 0.0
+    base = pd.to_numeric(judged.loc[both, "baseline_duration"], errors="coerce")
+    base2 = pd.to_numeric(judged.loc[both, "baseline2_duration"], errors="coerce")
+    jitter = (base - base2).abs().quantile(JITTER_QUANTILE)
+    return 0.0 if pd.isna(jitter) else float(jitter)
+
+
 def query_classes(
     judged: pd.DataFrame, total: int, thresholds: Thresholds, max_examples: int
 ) -> list[QueryClass]:
     """One :class:`QueryClass` per fingerprint of the non-cascaded rows of ``judged``."""
+    jitter = baseline_jitter(judged)
+    if jitter > thresholds.slower_min_seconds:
+        thresholds = replace(thresholds, slower_min_seconds=jitter)
     own = judged[~judged["cascade"]]
     cascaded = _cascaded_per_class(judged)
     stats = own.groupby("fingerprint", sort=True).agg(

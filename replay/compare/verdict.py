@@ -22,8 +22,10 @@ is judged in one pass; :func:`statement_verdict` is the same rule for one row.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -67,6 +69,10 @@ FAIL_ON_LEVELS = (*(v.value for v in Verdict if v is not Verdict.OK), NEVER)
 ERROR_STATUSES = ("error", "timeout")
 UNSENT_STATUSES = ("skipped", "lost")
 _ASPECTS = ("tag", "rows", "digest")
+# PostgreSQL's FirstNormalObjectId: OIDs below it are the built-in types, the same in
+# every database; OIDs from it on are assigned as objects are created.
+FIRST_USER_OID = 16384
+USER_TYPE = "user type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,9 @@ class Thresholds:
 
     The candidate must take more than ``slower_factor`` times the slower of the two
     baselines, and more than ``slower_min_seconds`` longer, so that sub-millisecond
-    jitter on a fast statement is not a finding.
+    jitter on a fast statement is not a finding. A query class's margin is also at
+    least what the two baselines of the run differ by (see
+    :func:`replay.compare.classes.baseline_jitter`).
     """
 
     slower_factor: float = 2.0
@@ -93,11 +101,43 @@ def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
     return (a != b) & ~(a.isna() & b.isna())
 
 
+@lru_cache(maxsize=4096)
+def comparable_columns(columns: str | None) -> str | None:
+    """A result's columns (JSON ``[[name, type_oid], ...]``) as shapes are compared.
+
+    A built-in type's OID is its identity everywhere, but a user-defined type's (an enum,
+    a domain, a composite) is only the order it was created in: two restores of one dump
+    give it different OIDs, and a migration that recreates an enum without one value
+    gives the same type name, the same text values, a new OID. So user-defined OIDs are
+    compared as "a user type": the old code still gets columns of the same names and of
+    a type of the same name. A change from a built-in type to a user type (text to an
+    enum) is still a shape change, and other values still show in the digests. What is
+    not seen is a column moving from one user-defined type to another with the same
+    values: telling those apart needs the type names, which outcomes do not record.
+    """
+    if not columns:
+        return columns
+    try:
+        parsed = json.loads(columns)
+    except ValueError:
+        return columns
+    if not isinstance(parsed, list):
+        return columns
+    user = [
+        isinstance(c, list) and len(c) == 2 and isinstance(c[1], int) and c[1] >= FIRST_USER_OID
+        for c in parsed
+    ]
+    if not any(user):
+        return columns
+    return json.dumps([[c[0], USER_TYPE] if u else c for c, u in zip(parsed, user, strict=True)])
+
+
 def target_view(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     """One target's fields, with the digest that applies to each statement as ``digest``.
 
     The ordered digest counts only where the statement has a top-level ORDER BY;
-    otherwise the same rows in another order are the same result.
+    otherwise the same rows in another order are the same result. Columns are as
+    :func:`comparable_columns` makes them.
     """
     ordered = _column(frame, "ordered").fillna(False).astype(bool)
     fields = ("status", "tag", "rows", "columns", "sqlstate", "duration")
@@ -106,6 +146,7 @@ def target_view(frame: pd.DataFrame, target: str) -> pd.DataFrame:
         ordered, _column(frame, f"{target}_digest_unordered")
     )
     view["duration"] = pd.to_numeric(view["duration"], errors="coerce").fillna(0.0)
+    view["columns"] = view["columns"].map(comparable_columns, na_action="ignore")
     return view
 
 

@@ -8,17 +8,23 @@ while B waits for A's on the candidate), which no server can detect as a deadloc
 A lane whose connection is lost gets ``lost`` for that statement and ``skipped`` until
 the captured session was next outside a transaction; there it reconnects and
 continues. It remembers the first failure of the open transaction, so errors that
-only cascade from it (25P02) can point at it.
+only cascade from it (25P02), and the ROLLBACK a COMMIT of it gets, can point at it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from replay.engine.result import IN_FAILED_TRANSACTION, lost_outcome, skipped_outcome
 from replay.engine.target import TargetConnection
 from replay.outcomes import TargetOutcome
 from replay.records import Session, Statement
+
+# COMMIT (or END, PREPARE TRANSACTION) of a transaction that already failed is not an
+# error: the server answers it with the tag ROLLBACK. That answer only cascades from the
+# transaction's first failure, like a 25P02 does.
+_ENDS_TRANSACTION = re.compile(r"^\s*(?:commit|end|prepare\s+transaction)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -106,6 +112,14 @@ class Lane:
         failed = connection.in_failed_transaction
         cascade = None
         if outcome.sqlstate == IN_FAILED_TRANSACTION:
+            cascade = self.failed_at
+        elif (
+            self.failed_at is not None
+            and outcome.status == "ok"
+            and outcome.tag == "ROLLBACK"
+            and _ENDS_TRANSACTION.match(statement.sql)
+        ):
+            # Otherwise every COMMIT after a failure would be a "changed" class of its own.
             cascade = self.failed_at
         elif outcome.status in ("error", "timeout") and self.failed_at is None and failed:
             self.failed_at = statement.seq
