@@ -287,6 +287,27 @@ CASES: dict[str, Case] = {
         "ALTER TABLE customers ADD COLUMN phone text;", {CUSTOMER_ROW: "shape"}
     ),
     "add_table": Case("CREATE TABLE coupons (code text PRIMARY KEY, percent int NOT NULL);", {}),
+    # Beyond the list.
+    "add_check_not_valid": Case(
+        "ALTER TABLE customers ADD CONSTRAINT customers_not_de CHECK (country <> 'DE') NOT VALID;",
+        {SET_COUNTRY: "fails"},
+    ),
+    "backfill_rewrites_data": Case(
+        "UPDATE customers SET name = upper(name);",
+        {CUSTOMER: "changed", CUSTOMER_ROW: "changed", TOTALS: "changed"},
+    ),
+    "text_to_enum": Case(
+        "CREATE TYPE country_code AS ENUM ('DE', 'FR', 'GB');\n"
+        "ALTER TABLE customers ALTER COLUMN country TYPE country_code"
+        " USING country::country_code;",
+        {CUSTOMER_ROW: "shape"},
+    ),
+    "widen_varchar": Case(
+        "DROP VIEW customer_totals;\n"
+        "ALTER TABLE customers ALTER COLUMN name TYPE varchar(80);\n" + VIEW,
+        {},
+    ),
+    "drop_not_null": Case("ALTER TABLE orders ALTER COLUMN quantity DROP NOT NULL;", {}),
     "add_index": Case("CREATE INDEX orders_customer_idx ON orders (customer_id);", {}),
     "add_column_not_seen": Case("ALTER TABLE orders ADD COLUMN gift boolean;", {}),
 }
