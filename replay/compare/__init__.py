@@ -3,18 +3,29 @@
 Pure over data: :func:`classify` reads ``reports/NAME/`` (``outcomes.jsonl`` with
 pandas, and ``run.json``, ``schema.json`` and ``blame.json`` where the run wrote them)
 and never connects to a database, so a report re-renders anywhere from the folder.
+
+Memory is bounded by the number of query classes, never by the length of the run:
+``outcomes.jsonl`` is read a chunk at a time (:mod:`replay.compare.reading`), each chunk
+judged with pandas (:mod:`replay.compare.verdict`) and folded into per-class state of
+bounded size (:mod:`replay.compare.accumulate`, :mod:`replay.compare.sketch`), from which
+the classes are judged (:mod:`replay.compare.classes`). Results are exact while a class's
+data fits its bounds (2,048 timings, 4,096 sessions), as they are for any run of a few
+thousand statements per class.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from replay.compare.classes import broken_statements, judge, query_classes
+from replay.compare.accumulate import Accumulator
+from replay.compare.classes import broken_statements, query_classes
 from replay.compare.findings import Findings, Latency, QueryClass, exit_code
+from replay.compare.reading import CHUNK_ROWS, iter_outcome_chunks, read_outcomes
 from replay.compare.verdict import (
     BREAKING,
     FAIL_ON_LEVELS,
@@ -24,7 +35,6 @@ from replay.compare.verdict import (
     statement_verdicts,
 )
 from replay.errors import BadInput
-from replay.outcomes import outcomes_path
 
 __all__ = [
     "BREAKING",
@@ -35,6 +45,7 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "classify",
+    "classify_chunks",
     "classify_frame",
     "exit_code",
     "read_outcomes",
@@ -45,22 +56,6 @@ __all__ = [
 BLAME_FILE = "blame.json"
 RUN_FILE = "run.json"
 SCHEMA_FILE = "schema.json"
-_IDENTITY_COLUMNS = ("session", "seq", "start", "fingerprint", "sql", "application_name")
-
-
-def read_outcomes(report_folder: Path | str) -> pd.DataFrame:
-    """The saved outcome rows of a run as a DataFrame, one column per flat field."""
-    path = outcomes_path(report_folder)
-    try:
-        if path.stat().st_size == 0:
-            return pd.DataFrame(columns=list(_IDENTITY_COLUMNS))
-        frame = pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        raise BadInput(f"unreadable outcomes in {path}: {exc}") from None
-    missing = [c for c in _IDENTITY_COLUMNS if c not in frame.columns]
-    if missing:
-        raise BadInput(f"outcomes in {path} lack the fields {', '.join(missing)}")
-    return frame
 
 
 def classify_frame(
@@ -71,15 +66,36 @@ def classify_frame(
     max_examples: int = 3,
 ) -> Findings:
     """Judge an outcomes frame and group it into query classes, worst first."""
-    thresholds = Thresholds(slower_factor, slower_min_seconds)
-    judged = judge(frame, thresholds)
-    classes = query_classes(judged, len(judged), thresholds, max_examples)
-    own = judged[~judged["cascade"]]
+    return classify_chunks(
+        [frame],
+        slower_factor=slower_factor,
+        slower_min_seconds=slower_min_seconds,
+        max_examples=max_examples,
+    )
+
+
+def classify_chunks(
+    chunks: Iterable[pd.DataFrame],
+    *,
+    slower_factor: float = 2.0,
+    slower_min_seconds: float = 0.001,
+    max_examples: int = 3,
+) -> Findings:
+    """Judge outcome frames one after the other (a run in file order), in bounded memory.
+
+    The findings are those of the frames' concatenation (see
+    :mod:`replay.compare.accumulate` for what is exact and what is estimated once a
+    class outgrows its bounds).
+    """
+    acc = Accumulator(Thresholds(slower_factor, slower_min_seconds), max_examples)
+    for chunk in chunks:
+        acc.add(chunk)
+    classes = query_classes(acc)
     return Findings(
         classes=classes,
-        statements=len(judged),
-        cascaded=int(judged["cascade"].sum()),
-        unsent=int(own["verdict"].isna().sum()),
+        statements=acc.statements,
+        cascaded=acc.cascaded,
+        unsent=acc.unsent,
         broken_statements=broken_statements(classes),
         slower_factor=slower_factor,
     )
@@ -91,15 +107,20 @@ def classify(
     slower_factor: float = 2.0,
     slower_min_seconds: float = 0.001,
     max_examples: int = 3,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Findings:
-    """The findings of the run saved in ``report_folder``, with its blame and schema diff."""
+    """The findings of the run saved in ``report_folder``, with its blame and schema diff.
+
+    ``outcomes.jsonl`` is read ``chunk_rows`` lines at a time: memory follows the number
+    of query classes, not the length of the run.
+    """
     from replay.schema import diff
 
     folder = Path(report_folder)
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a report folder")
-    findings = classify_frame(
-        read_outcomes(folder),
+    findings = classify_chunks(
+        iter_outcome_chunks(folder, chunk_rows),
         slower_factor=slower_factor,
         slower_min_seconds=slower_min_seconds,
         max_examples=max_examples,

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from replay.compare.accumulate import UNSENT, Accumulator, ClassState
 from replay.compare.findings import Latency, Outcome, QueryClass
-from replay.compare.verdict import BREAKING, Thresholds, Verdict, statement_verdicts
+from replay.compare.sketch import QuantileSketch
+from replay.compare.verdict import BREAKING, Thresholds, Verdict
 from replay.fingerprint import normalize
 
 _OUTCOME_KEYS = ("status", "sqlstate", "message", "tag", "rows", "columns", "digest", "duration")
@@ -54,7 +57,7 @@ def iso_time(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds")
 
 
-def outcome_of(row: pd.Series, target: str) -> Outcome | None:
+def outcome_of(row: Mapping[str, Any], target: str) -> Outcome | None:
     """One target's answer in a row, or ``None`` when the run had no such target."""
     if native(row.get(f"{target}_status")) is None:
         return None
@@ -86,15 +89,6 @@ def column_diff(baseline: list[list[Any]], candidate: list[list[Any]]) -> dict[s
     }
 
 
-def judge(frame: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
-    """The frame with a ``verdict`` column and ``cascade`` flag, indexed from 0."""
-    judged = frame.reset_index(drop=True).copy()
-    judged["verdict"] = statement_verdicts(judged, thresholds)
-    cascade = judged["cascade_of"] if "cascade_of" in judged.columns else None
-    judged["cascade"] = cascade.notna() if cascade is not None else False
-    return judged
-
-
 def _class_verdict(
     counts: dict[str, int], latency: Latency, reference: float, limits: Thresholds
 ) -> Verdict:
@@ -110,27 +104,7 @@ def _class_verdict(
     return Verdict.SLOWER if slower else worst
 
 
-def _latency(rows: pd.DataFrame) -> tuple[Latency, float]:
-    """Latency of the statements both sides answered, and the baselines' reference median."""
-    answered = rows[(rows["baseline_status"] == "ok") & (rows["candidate_status"] == "ok")]
-    if answered.empty:
-        return Latency(), 0.0
-    base = pd.to_numeric(answered["baseline_duration"]).astype(float)
-    cand = pd.to_numeric(answered["candidate_duration"]).astype(float)
-    reference = base
-    if "baseline2_duration" in answered.columns:
-        base2 = pd.to_numeric(answered["baseline2_duration"]).astype(float)
-        reference = pd.concat([base, base2.fillna(base)], axis=1).max(axis=1)
-    latency = Latency(
-        baseline_median=round(float(base.median()), 6),
-        baseline_p95=round(float(base.quantile(0.95)), 6),
-        candidate_median=round(float(cand.median()), 6),
-        candidate_p95=round(float(cand.quantile(0.95)), 6),
-    )
-    return latency, float(reference.median())
-
-
-def _example(row: pd.Series) -> dict[str, Any]:
+def _example(row: Mapping[str, Any]) -> dict[str, Any]:
     params = native(row.get("params"))
     example: dict[str, Any] = {
         "session": str(row["session"]),
@@ -149,83 +123,89 @@ def _example(row: pd.Series) -> dict[str, Any]:
     return example
 
 
-def _examples(rows: pd.DataFrame, verdict: Verdict, max_examples: int) -> pd.DataFrame:
-    wanted = {verdict}
+def _examples(state: ClassState, verdict: Verdict, max_examples: int) -> list[dict[str, Any]]:
+    """The class's first statements (by start, session, seq) of the verdict it got.
+
+    ``noisy`` also shows its ``changed`` statements; a ``slower`` class with no slow
+    statement shows any compared one; failing all that, any statement.
+    """
+    wanted = {str(verdict)}
     if verdict is Verdict.NOISY:
-        wanted.add(Verdict.CHANGED)
-    picked = rows[rows["verdict"].isin([str(v) for v in wanted])]
-    if verdict is Verdict.SLOWER and picked.empty:
-        picked = rows[rows["verdict"].notna()]
-    if picked.empty:
-        picked = rows
-    return picked.sort_values(["start", "session", "seq"], kind="stable").head(max_examples)
+        wanted.add(str(Verdict.CHANGED))
+    picked = [e for key in wanted for e in state.examples.get(key, [])]
+    if verdict is Verdict.SLOWER and not picked:
+        picked = [e for key, kept in state.examples.items() if key != UNSENT for e in kept]
+    if not picked:
+        picked = [e for kept in state.examples.values() for e in kept]
+    picked.sort(key=lambda example: example[0])
+    return [_example(row) for _, row in picked[:max_examples]]
+
+
+def _latency(state: ClassState) -> tuple[Latency, float]:
+    """Latency of the statements both sides answered, and the baselines' reference median."""
+    if not state.candidate.count:
+        return Latency(), 0.0
+    latency = Latency(
+        baseline_median=round(state.baseline.median(), 6),
+        baseline_p95=round(state.baseline.quantile(0.95), 6),
+        candidate_median=round(state.candidate.median(), 6),
+        candidate_p95=round(state.candidate.quantile(0.95), 6),
+    )
+    return latency, state.reference.median()
 
 
 JITTER_QUANTILE = 0.99
 
 
-def baseline_jitter(judged: pd.DataFrame) -> float:
+def baseline_jitter(differences: QuantileSketch) -> float:
     """Seconds the two baselines' timings of one statement differ by, at the 99th percentile.
 
     Baseline and second baseline are the same database replaying the same statements at
     the same moment, so what separates their timings is the machine's jitter, the floor
     under which a candidate's being slower says nothing about the migration. 0 without
-    a second baseline.
+    a second baseline. ``differences`` holds ``|baseline - baseline2|`` of every
+    statement both answered (see :class:`replay.compare.accumulate.Accumulator`).
     """
-    if "baseline2_duration" not in judged.columns:
-        return 0.0
-    both = (judged["baseline_status"] == "ok") & (judged["baseline2_status"] == "ok")
-    if not both.any():
-        return 0.0
-    base = pd.to_numeric(judged.loc[both, "baseline_duration"], errors="coerce")
-    base2 = pd.to_numeric(judged.loc[both, "baseline2_duration"], errors="coerce")
-    jitter = (base - base2).abs().quantile(JITTER_QUANTILE)
-    return 0.0 if pd.isna(jitter) else float(jitter)
+    jitter = differences.quantile(JITTER_QUANTILE)
+    return 0.0 if math.isnan(jitter) else jitter
 
 
-def query_classes(
-    judged: pd.DataFrame, total: int, thresholds: Thresholds, max_examples: int
-) -> list[QueryClass]:
-    """One :class:`QueryClass` per fingerprint of the non-cascaded rows of ``judged``."""
-    jitter = baseline_jitter(judged)
+def query_classes(acc: Accumulator) -> list[QueryClass]:
+    """One :class:`QueryClass` per fingerprint folded into ``acc``, worst first."""
+    thresholds = acc.thresholds
+    jitter = baseline_jitter(acc.jitter)
     if jitter > thresholds.slower_min_seconds:
         thresholds = replace(thresholds, slower_min_seconds=jitter)
-    own = judged[~judged["cascade"]]
-    cascaded = _cascaded_per_class(judged)
-    stats = own.groupby("fingerprint", sort=True).agg(
-        count=("seq", "size"),
-        sessions=("session", "nunique"),
-        first=("start", "min"),
-        last=("start", "max"),
-    )
+    total = acc.statements
     classes: list[QueryClass] = []
-    for fingerprint, rows in own.groupby("fingerprint", sort=True):
-        stat = stats.loc[fingerprint]
-        counts = {str(k): int(v) for k, v in rows["verdict"].value_counts().items()}
-        latency, reference = _latency(rows)
+    for fingerprint in sorted(acc.classes):
+        state = acc.classes[fingerprint]
+        counts = {k: n for k, n in sorted(state.verdicts.items()) if k != UNSENT and n}
+        latency, reference = _latency(state)
         verdict = _class_verdict(counts, latency, reference, thresholds)
-        examples = [_example(r) for _, r in _examples(rows, verdict, max_examples).iterrows()]
-        affected = rows[rows["verdict"] == str(verdict)] if verdict is not Verdict.OK else rows[:0]
-        breaking = rows["verdict"].isin([str(v) for v in BREAKING])
-        apps = sorted({str(a) for a in rows["application_name"] if a})
+        examples = _examples(state, verdict, acc.max_examples)
+        affected = str(verdict) if verdict is not Verdict.OK else None
+        sessions = state.affected_sessions.get(affected) if affected else None
         first = examples[0] if examples else {}
         query_class = QueryClass(
-            fingerprint=str(fingerprint),
+            fingerprint=fingerprint,
             sql=first.get("sql", ""),
             normalized=normalize(first.get("sql", "")),
             verdict=verdict,
-            count=int(stat["count"]),
-            share=round(int(stat["count"]) / total, 6) if total else 0.0,
-            statement_verdicts=dict(sorted(counts.items())),
-            broken=int(breaking.sum()) if verdict in BREAKING else 0,
-            cascaded=cascaded.get(str(fingerprint), 0),
-            unsent=int(rows["verdict"].isna().sum()),
-            sessions=int(stat["sessions"]),
-            affected_sessions=int(affected["session"].nunique()),
-            applications=apps,
-            affected_applications=sorted({str(a) for a in affected["application_name"] if a}),
-            first_seen=iso_time(native(stat["first"])),
-            last_seen=iso_time(native(stat["last"])),
+            count=state.count,
+            share=round(state.count / total, 6) if total else 0.0,
+            statement_verdicts=counts,
+            broken=sum(counts.get(str(v), 0) for v in BREAKING) if verdict in BREAKING else 0,
+            cascaded=acc.cascades.counts.get(fingerprint, 0),
+            unsent=state.verdicts.get(UNSENT, 0),
+            sessions=state.sessions.count(),
+            affected_sessions=sessions.count() if sessions else 0,
+            applications=sorted(state.applications),
+            affected_applications=sorted(
+                state.affected_applications.get(affected, set()) if affected else set()
+            ),
+            first_seen=iso_time(native(state.first)),
+            last_seen=iso_time(native(state.last)),
             latency=latency,
             baseline=first.get("baseline") or {},
             candidate=first.get("candidate") or {},
@@ -238,20 +218,6 @@ def query_classes(
         classes.append(query_class)
     classes.sort(key=lambda c: (-c.verdict.severity, -c.count, c.fingerprint))
     return classes
-
-
-def _cascaded_per_class(judged: pd.DataFrame) -> dict[str, int]:
-    """How many cascaded statements each class's failures took down with them."""
-    cascade = judged[judged["cascade"]]
-    if cascade.empty:
-        return {}
-    origin = judged.set_index(["session", "seq"])["fingerprint"]
-    counts: dict[str, int] = {}
-    for session, seq in zip(cascade["session"], cascade["cascade_of"], strict=True):
-        fingerprint = origin.get((session, int(seq)))
-        if fingerprint is not None:
-            counts[str(fingerprint)] = counts.get(str(fingerprint), 0) + 1
-    return counts
 
 
 def broken_statements(classes: list[QueryClass]) -> int:

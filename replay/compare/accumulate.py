@@ -1,0 +1,195 @@
+"""Folding judged chunks of outcomes into per-class state whose size does not grow with a run.
+
+Classification reads ``outcomes.jsonl`` a chunk at a time (see
+:mod:`replay.compare.reading`); each chunk is judged with the vectorised statement rule
+(:func:`replay.compare.verdict.statement_verdicts`, which looks at one row at a time) and
+folded here into one :class:`ClassState` per query class:
+
+- exact counters: statements, statement verdicts (unsent as ``""``), first and last seen;
+- the first ``max_examples`` rows of each statement verdict by ``(start, session, seq)``,
+  whole (params, samples), from which the class's examples are chosen once its verdict
+  is known (the first rows of a union are among the first rows of its parts);
+- sessions, overall and per statement verdict: :class:`DistinctCounter`, exact up to
+  4,096 sessions, then estimated (about 1.6 % standard error);
+- application names, overall and per verdict: exact up to ``APPLICATION_LIMIT`` names per
+  class, further names are not listed;
+- latency of the statements both sides answered (baseline, candidate, and the slower of
+  the two baselines): :class:`QuantileSketch`, exact up to 2,048 statements per class,
+  then within 0.5 %;
+- run-wide: the baselines' timing differences (the ``slower`` rule's jitter floor), exact
+  up to ``JITTER_EXACT`` statements then within 0.5 %, and cascades per class of their
+  first failure (:class:`replay.compare.cascades.CascadeTracker`).
+
+So memory follows the number of classes (and a chunk), not the number of statements.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from replay.compare.cascades import CascadeTracker
+from replay.compare.sketch import DistinctCounter, QuantileSketch
+from replay.compare.verdict import Thresholds, statement_verdicts
+
+UNSENT = ""
+APPLICATION_LIMIT = 256
+JITTER_EXACT = 100_000
+_ROW = "_row"
+_KEY = "_verdict_key"
+
+Example = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class ClassState:
+    """What classification keeps of one query class's statements."""
+
+    count: int = 0
+    first: float | None = None
+    last: float | None = None
+    verdicts: Counter[str] = field(default_factory=Counter)
+    sessions: DistinctCounter = field(default_factory=DistinctCounter)
+    affected_sessions: dict[str, DistinctCounter] = field(default_factory=dict)
+    applications: set[str] = field(default_factory=set)
+    affected_applications: dict[str, set[str]] = field(default_factory=dict)
+    baseline: QuantileSketch = field(default_factory=QuantileSketch)
+    candidate: QuantileSketch = field(default_factory=QuantileSketch)
+    reference: QuantileSketch = field(default_factory=QuantileSketch)
+    examples: dict[str, list[Example]] = field(default_factory=dict)
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+
+def _status(frame: pd.DataFrame, target: str) -> pd.Series:
+    column = f"{target}_status"
+    if column not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame[column] == "ok"
+
+
+def _add_application(names: set[str], name: Any) -> None:
+    if name and len(names) < APPLICATION_LIMIT:
+        names.add(str(name))
+
+
+class Accumulator:
+    """A run's per-class state, folded one chunk of outcome rows at a time."""
+
+    def __init__(self, thresholds: Thresholds, max_examples: int) -> None:
+        self.thresholds = thresholds
+        self.max_examples = max_examples
+        self.classes: dict[str, ClassState] = {}
+        self.statements = 0
+        self.cascaded = 0
+        self.unsent = 0
+        self.jitter = QuantileSketch(JITTER_EXACT)
+        self.cascades = CascadeTracker()
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Judge a chunk of outcome rows and fold it in."""
+        frame = frame.reset_index(drop=True)
+        verdicts = statement_verdicts(frame, self.thresholds)
+        rows = frame.assign(verdict=verdicts)
+        rows[_KEY] = verdicts.fillna(UNSENT)
+        rows[_ROW] = np.arange(self.statements, self.statements + len(frame))
+        cascade = (
+            frame["cascade_of"].notna()
+            if "cascade_of" in frame.columns
+            else pd.Series(False, index=frame.index)
+        )
+        self.statements += len(frame)
+        self.cascaded += int(cascade.sum())
+        self.unsent += int((~cascade & verdicts.isna()).sum())
+        self._add_jitter(frame)
+        self.cascades.add(frame, cascade)
+        own = rows[~cascade & rows["fingerprint"].notna()]
+        if own.empty:
+            return
+        self._add_counts(own)
+        self._add_sessions(own)
+        self._add_applications(own)
+        self._add_latency(own)
+        self._add_examples(own)
+
+    def state(self, fingerprint: Any) -> ClassState:
+        return self.classes.setdefault(str(fingerprint), ClassState())
+
+    def _add_jitter(self, frame: pd.DataFrame) -> None:
+        both = _status(frame, "baseline") & _status(frame, "baseline2")
+        if both.any():
+            base = _numbers(frame, "baseline_duration")[both]
+            base2 = _numbers(frame, "baseline2_duration")[both]
+            self.jitter.add((base - base2).abs().to_numpy())
+
+    def _add_counts(self, own: pd.DataFrame) -> None:
+        stats = own.groupby("fingerprint").agg(
+            count=("seq", "size"), first=("start", "min"), last=("start", "max")
+        )
+        for fingerprint, count, first, last in stats.itertuples():
+            state = self.state(fingerprint)
+            state.count += int(count)
+            state.first = first if state.first is None else min(state.first, first)
+            state.last = last if state.last is None else max(state.last, last)
+        for (fingerprint, key), n in own.groupby(["fingerprint", _KEY]).size().items():
+            self.state(fingerprint).verdicts[str(key)] += int(n)
+
+    def _add_sessions(self, own: pd.DataFrame) -> None:
+        pairs = own[["fingerprint", "session"]].dropna().drop_duplicates()
+        for fingerprint, sessions in pairs.groupby("fingerprint")["session"]:
+            self.state(fingerprint).sessions.add(sessions)
+        triples = own.loc[own[_KEY] != UNSENT, ["fingerprint", _KEY, "session"]]
+        triples = triples.dropna().drop_duplicates()
+        for (fingerprint, key), sessions in triples.groupby(["fingerprint", _KEY])["session"]:
+            counters = self.state(fingerprint).affected_sessions
+            counters.setdefault(str(key), DistinctCounter()).add(sessions)
+
+    def _add_applications(self, own: pd.DataFrame) -> None:
+        names = own[["fingerprint", _KEY, "application_name"]].drop_duplicates()
+        for fingerprint, key, name in names.itertuples(index=False):
+            state = self.state(fingerprint)
+            _add_application(state.applications, name)
+            if key != UNSENT:
+                _add_application(state.affected_applications.setdefault(str(key), set()), name)
+
+    def _add_latency(self, own: pd.DataFrame) -> None:
+        answered = own[_status(own, "baseline") & _status(own, "candidate")]
+        if answered.empty:
+            return
+        base = _numbers(answered, "baseline_duration")
+        cand = _numbers(answered, "candidate_duration")
+        reference = base
+        if "baseline2_duration" in answered.columns:
+            base2 = _numbers(answered, "baseline2_duration")
+            reference = pd.concat([base, base2.fillna(base)], axis=1).max(axis=1)
+        arrays = (base.to_numpy(), cand.to_numpy(), reference.to_numpy())
+        for fingerprint, index in answered.groupby("fingerprint").indices.items():
+            state = self.state(fingerprint)
+            state.baseline.add(arrays[0][index])
+            state.candidate.add(arrays[1][index])
+            state.reference.add(arrays[2][index])
+
+    def _add_examples(self, own: pd.DataFrame) -> None:
+        if self.max_examples <= 0:
+            return
+        order = ["fingerprint", _KEY, "start", "session", "seq", _ROW]
+        first = (
+            own.sort_values(order, kind="stable")
+            .groupby(["fingerprint", _KEY])
+            .head(self.max_examples)
+        )
+        for record in first.to_dict("records"):
+            kept = self.state(record["fingerprint"]).examples.setdefault(str(record[_KEY]), [])
+            sort_key = (record["start"], str(record["session"]), int(record["seq"]), record[_ROW])
+            kept.append((sort_key, record))
+            if len(kept) > self.max_examples:
+                kept.sort(key=lambda example: example[0])
+                del kept[self.max_examples :]

@@ -1,0 +1,71 @@
+"""Cascaded failures: which query class's failure each cascaded statement follows.
+
+A cascaded row (``cascade_of`` set, see :class:`replay.outcomes.OutcomeRow`) names the
+``seq`` of the first failure of its transaction in the same session. Classification reads
+outcomes a chunk at a time, so that failure may lie in an earlier chunk (or, in a file
+not written in order, a later one): :class:`CascadeTracker` remembers the most recent
+``RECENT_FAILURES`` failing statements (an error or timeout on any target, the only rows
+the engine names as an origin) and the most recent ``PENDING_CASCADES`` cascades whose
+origin it has not met yet. A transaction's cascades follow its first failure closely, so
+the count is exact unless more than that many failures come between the two; a cascade
+whose origin is never found is not counted on any class, as before chunking.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pandas as pd
+
+from replay.compare.verdict import ERROR_STATUSES
+
+RECENT_FAILURES = 100_000
+PENDING_CASCADES = 100_000
+_TARGETS = ("baseline", "candidate", "baseline2")
+
+Key = tuple[str, int]
+
+
+class CascadeTracker:
+    """Counts cascaded statements per query class of their first failure, in bounded memory."""
+
+    def __init__(
+        self, recent_limit: int = RECENT_FAILURES, pending_limit: int = PENDING_CASCADES
+    ) -> None:
+        self.recent_limit = recent_limit
+        self.pending_limit = pending_limit
+        self.counts: dict[str, int] = {}
+        self._recent: OrderedDict[Key, str] = OrderedDict()
+        self._pending: OrderedDict[Key, int] = OrderedDict()
+
+    def add(self, frame: pd.DataFrame, cascade: pd.Series) -> None:
+        """Fold in a chunk of rows (``cascade`` flags the cascaded ones)."""
+        failed = pd.Series(False, index=frame.index)
+        for target in _TARGETS:
+            column = f"{target}_status"
+            if column in frame.columns:
+                failed |= frame[column].isin(ERROR_STATUSES)
+        failed &= frame["fingerprint"].notna()
+        origins = frame.loc[failed, ["session", "seq", "fingerprint"]]
+        for session, seq, fingerprint in origins.itertuples(index=False):
+            key = (str(session), int(seq))
+            pending = self._pending.pop(key, 0)
+            if pending:
+                self._count(str(fingerprint), pending)
+            self._recent[key] = str(fingerprint)
+            self._recent.move_to_end(key)
+            if len(self._recent) > self.recent_limit:
+                self._recent.popitem(last=False)
+        cascaded = frame.loc[cascade, ["session", "cascade_of"]]
+        for session, origin in cascaded.itertuples(index=False):
+            key = (str(session), int(origin))
+            found = self._recent.get(key)
+            if found is not None:
+                self._count(found, 1)
+                continue
+            self._pending[key] = self._pending.get(key, 0) + 1
+            if len(self._pending) > self.pending_limit:
+                self._pending.popitem(last=False)
+
+    def _count(self, fingerprint: str, n: int) -> None:
+        self.counts[fingerprint] = self.counts.get(fingerprint, 0) + n
