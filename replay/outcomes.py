@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -71,11 +72,14 @@ class OutcomeRow:
     outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
 
     def to_flat(self) -> dict[str, Any]:
+        # Field by field: dataclasses.asdict deep-copies, which costs more than the
+        # rest of a row's replay; the values are plain and written out right away.
         flat: dict[str, Any] = {k: getattr(self, k) for k in _IDENTITY}
         for target, outcome in self.outcomes.items():
-            for key, value in asdict(outcome).items():
+            for key, flat_key in _flat_keys(target):
+                value = getattr(outcome, key)
                 if key != "sample" or value is not None:
-                    flat[f"{target}_{key}"] = value
+                    flat[flat_key] = value
         return flat
 
     @classmethod
@@ -104,6 +108,11 @@ _IDENTITY = (
     "cascade_of",
 )
 _OUTCOME_FIELDS = tuple(TargetOutcome.__dataclass_fields__)
+
+
+@lru_cache(maxsize=16)
+def _flat_keys(target: str) -> tuple[tuple[str, str], ...]:
+    return tuple((key, f"{target}_{key}") for key in _OUTCOME_FIELDS)
 
 
 class OutcomeWriter:

@@ -159,16 +159,37 @@ def _finish(entry: _Entry) -> OutcomeRow:
     return row
 
 
+# Whether a query class has a top-level ORDER BY, by fingerprint: the fingerprint is of
+# the parse tree without its constants, so it decides the question for the whole class,
+# and SQL with inlined literals (the simple protocol) would otherwise be parsed into
+# Python objects once per statement, which costs more than replaying it.
+_ORDERED: dict[str, bool] = {}
+_ORDERED_LIMIT = 65536
+
+
+def _ordered(sql: str, query_class: str) -> bool:
+    if query_class.startswith("x"):  # no parse tree behind it: ask about this text
+        return has_top_level_order_by(sql)
+    ordered = _ORDERED.get(query_class)
+    if ordered is None:
+        if len(_ORDERED) >= _ORDERED_LIMIT:
+            _ORDERED.clear()
+        ordered = _ORDERED[query_class] = has_top_level_order_by(sql)
+    return ordered
+
+
 def _row(statement: Statement, application: str) -> OutcomeRow:
+    sql = statement.sql
+    query_class = fingerprint(sql)
     return OutcomeRow(
         session=statement.session,
         seq=statement.seq,
         start=statement.start,
-        fingerprint=fingerprint(statement.sql),
-        sql=statement.sql,
+        fingerprint=query_class,
+        sql=sql,
         params=list(statement.params),
         protocol=statement.protocol,
         application_name=application,
-        ordered=has_top_level_order_by(statement.sql),
+        ordered=_ordered(sql, query_class),
         captured_sqlstate=statement.error.sqlstate if statement.error else None,
     )
