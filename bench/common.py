@@ -109,9 +109,9 @@ class Proxy:
             )
         try:
             wait_for_port(self.port, None, timeout=60)
-        except BaseException:
-            self.stop()
-            raise
+        except BaseException as exc:
+            output = self.stop()
+            raise RuntimeError(f"{self.name} did not start: {exc}\n{output[-2000:]}") from exc
         return self
 
     def url(self, dbname: str) -> str:

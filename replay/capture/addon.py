@@ -19,7 +19,6 @@ which decodes them off the forwarding path (see :mod:`replay.capture.relay` and
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions
@@ -27,7 +26,6 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from replay.capture.format import CaptureWriter
 from replay.capture.recorder import Recorder
 from replay.capture.relay import PostgresRelay
 from replay.errors import ReplayError
@@ -89,23 +87,21 @@ class PostgresCapture:
         if not folder or self.recorder is not None:
             return
         self.upstream = _upstream(ctx.options.mode)
-        try:
-            writer = CaptureWriter(
-                Path(folder),
-                meta={"upstream": self.upstream, "source": "mitmproxy"},
-                segment_bytes=ctx.options.pg_capture_segment_mb << 20,
-            )
-        except ReplayError as exc:
-            log.error("%s", exc)
-            ctx.master.shutdown()
-            return
-        self.recorder = Recorder(
-            writer,
+        recorder = Recorder(
+            folder,
+            meta={"upstream": self.upstream, "source": "mitmproxy"},
+            segment_bytes=ctx.options.pg_capture_segment_mb << 20,
             sample=parse_sample(ctx.options.pg_capture_sample),
             digest_rows=ctx.options.pg_capture_digest,
             copy_cap=ctx.options.pg_capture_copy_cap,
         )
-        self.recorder.start()
+        try:
+            recorder.start()
+        except ReplayError as exc:
+            log.error("%s", exc)
+            ctx.master.shutdown()
+            return
+        self.recorder = recorder
         log.info("recording PostgreSQL sessions to %s", folder)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:

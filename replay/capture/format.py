@@ -117,10 +117,7 @@ class CaptureWriter:
         JSON is written ASCII-escaped: a text parameter that was not valid UTF-8 is held
         as lone surrogates (``surrogateescape``), which only an escape can carry.
         """
-        lines = "".join(
-            json.dumps(r.to_json(), separators=(",", ":")) + "\n"
-            for r in records
-        )
+        lines = "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in records)
         if not lines:
             return
         handle = self._file

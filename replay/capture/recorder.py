@@ -1,56 +1,64 @@
-"""The recording side of the capture: decodes tapped bytes and writes records.
+"""The proxy's side of recording: copy tapped bytes to the decoder process, cheaply.
 
 The relay (on mitmproxy's event loop) only appends ``(tap, kind, bytes, time)`` to a
-deque; one recorder thread drains it, feeds each connection's
-:class:`~replay.wire.tracker.ConnectionTracker` and appends the finished records to the
-capture. Nothing here can block or break forwarding: the worst the recorder can do is
-stop recording a connection. That happens when its tracker loses the protocol thread,
-when it fails, or when the backlog passes ``max_backlog`` bytes (the recorder fell
-behind a burst): the connection is then ended in the capture as not recorded, with the
-reason, and its bytes keep flowing through the proxy untouched.
+deque. A feeder thread packs whatever has gathered into one write on the pipe to the
+decoder process (:mod:`replay.capture.decoder`), which does all the decoding and
+writing. A pipe write releases the interpreter, so the event loop keeps forwarding
+while the feeder waits on a slow decoder; if the decoder falls behind a burst by more
+than ``max_backlog`` bytes, the connections still sending stop being recorded (the
+decoder ends them as not recorded, with the reason) and their bytes keep flowing
+through the proxy untouched. If the decoder dies, recording stops; forwarding does not.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
+import contextlib
 import itertools
+import json
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import fields
 
-from replay.capture.format import CaptureWriter
-from replay.records import Record, SessionEnd, Statement
-from replay.wire.tracker import ConnectionTracker
+from replay.capture import frames
+from replay.capture.decoder import RecorderStats
+from replay.errors import CaptureError
 
 log = logging.getLogger(__name__)
 
-_OPEN, _CLIENT, _SERVER, _CLOSED, _OVERLOAD = range(5)
+FEED_INTERVAL = 0.002  # seconds between two handovers to the decoder when traffic is light
+BATCH_BYTES = 1 << 20
+
+__all__ = ["Backlog", "ConnectionTap", "Recorder", "RecorderStats"]
 
 
 class Backlog:
-    """Chunks on their way from the relay to the recorder thread.
+    """Frames on their way from the relay to the feeder thread.
 
     Its size in bytes is the difference of two counters each written by one thread
-    only (``added`` by the relay, ``removed`` by the recorder), so no lock is needed.
+    only (``added`` by the relay, ``removed`` by the feeder), so no lock is needed.
     """
 
     __slots__ = ("added", "items", "limit", "removed")
 
     def __init__(self, limit: int) -> None:
-        self.items: collections.deque[tuple[int, int, bytes, float]] = collections.deque()
+        self.items: collections.deque[frames.Frame] = collections.deque()
         self.limit = limit
         self.added = 0
         self.removed = 0
 
-    def size(self) -> int:
-        return self.added - self.removed
+    def put(self, frame: frames.Frame) -> None:
+        # No wake-up call: the feeder comes by every FEED_INTERVAL. Waking it per chunk
+        # would hand it the interpreter once per message, right when the loop is busy.
+        self.items.append(frame)
 
 
 class ConnectionTap:
-    """What the relay of one recorded connection calls; each call is one deque append."""
+    """What the relay of one recorded connection calls: each call is one deque append."""
 
     __slots__ = ("_backlog", "enabled", "id")
 
@@ -65,153 +73,125 @@ class ConnectionTap:
         backlog = self._backlog
         if backlog.added - backlog.removed >= backlog.limit:
             self.enabled = False
-            kind, data = _OVERLOAD, b""
+            kind, data = frames.OVERLOAD, b""
         backlog.added += len(data)
-        backlog.items.append((self.id, kind, data, time.time()))
+        backlog.put((self.id, kind, data, time.time()))
 
     def client(self, data: bytes) -> None:
-        self._put(_CLIENT, data)
+        self._put(frames.CLIENT, data)
 
     def server(self, data: bytes) -> None:
-        self._put(_SERVER, data)
+        self._put(frames.SERVER, data)
 
     def closed(self) -> None:
-        self._put(_CLOSED, b"")
+        self._put(frames.CLOSED, b"")
         self.enabled = False
 
 
-@dataclass
-class RecorderStats:
-    connections: int = 0
-    recorded: int = 0
-    statements: int = 0
-    not_recorded: int = 0
-
-
 class Recorder:
-    """Owns the capture writer and the thread that decodes into it."""
+    """Owns the decoder process and the feeder thread that keeps it supplied."""
 
     def __init__(
         self,
-        writer: CaptureWriter,
+        folder: str,
         *,
+        meta: dict[str, object] | None = None,
+        segment_bytes: int = 64 << 20,
         sample: float = 1.0,
         digest_rows: bool = True,
         copy_cap: int = 1 << 20,
         max_backlog: int = 64 << 20,
     ) -> None:
-        self.writer = writer
+        self.command = [
+            sys.executable, "-m", "replay.capture.decoder", str(folder),
+            "--meta", json.dumps(meta or {}), "--segment-bytes", str(segment_bytes),
+            "--copy-cap", str(copy_cap), *([] if digest_rows else ["--no-digest"]),
+        ]  # fmt: skip
         self.sample = sample
-        self.digest_rows = digest_rows
-        self.copy_cap = copy_cap
-        self.max_backlog = max_backlog
         self.stats = RecorderStats()
         self._backlog = Backlog(max_backlog)
         self._ids = itertools.count(1)
-        self._prefix = hashlib.blake2b(writer.writer.encode(), digest_size=3).hexdigest()
-        self._trackers: dict[int, ConnectionTracker] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="replay-recorder", daemon=True)
+        self._stopping = False
+        self._dead = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._feeder = threading.Thread(target=self._feed, name="replay-feeder", daemon=True)
 
     # -- called on the proxy's event loop ---------------------------------------------
     def tap(self, client: str) -> ConnectionTap | None:
         """A tap for a new connection, or None when sampling leaves it unrecorded."""
         self.stats.connections += 1
-        if self.sample < 1.0 and random.random() >= self.sample:
+        if self._dead or (self.sample < 1.0 and random.random() >= self.sample):
             return None
         tap = ConnectionTap(next(self._ids), self._backlog)
-        self._backlog.items.append((tap.id, _OPEN, client.encode(), time.time()))
+        self._backlog.put((tap.id, frames.OPEN, client.encode(), time.time()))
         return tap
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        self._thread.start()
+        """Start the decoder; CaptureError if it cannot open the capture folder."""
+        self._process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C for the proxy is not for the decoder
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        first = self._process.stdout.readline().decode().strip()
+        if first != "ready":
+            self._process.communicate()  # reaps it and closes both pipes
+            raise CaptureError(first.removeprefix("error: ") or "the capture decoder did not start")
+        self._feeder.start()
 
     def stop(self) -> None:
-        """Drain the backlog, end every open session and close the capture."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._drain()
-        now = time.time()
-        for tap_id in list(self._trackers):
-            # Recorded up to the stop: the session stays replayable, the reason says why
-            # it ends there.
-            self._finish(tap_id, now, "proxy stopped", failed=False)
-        self.writer.close()
-
-    # -- the recorder thread -------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self._drain():
-                time.sleep(0.002)
-
-    def _drain(self) -> bool:
-        backlog = self._backlog
-        items = backlog.items
-        worked = False
-        while items:
-            tap_id, kind, data, ts = items.popleft()
-            if kind != _OPEN:
-                backlog.removed += len(data)
-            worked = True
-            try:
-                self._handle(tap_id, kind, data, ts)
-            except Exception:  # a bug in decoding must cost one connection, not the capture
-                log.exception("recording connection %s failed; it is no longer recorded", tap_id)
-                self._finish(tap_id, ts, "recorder error")
-        return worked
-
-    def _handle(self, tap_id: int, kind: int, data: bytes, ts: float) -> None:
-        if kind == _OPEN:
-            self._trackers[tap_id] = ConnectionTracker(
-                f"{self._prefix}-{tap_id}",
-                data.decode(),
-                ts,
-                digest_rows=self.digest_rows,
-                copy_cap=self.copy_cap,
-            )
+        """Hand over what is left, let the decoder end every session, close the capture."""
+        self._stopping = True
+        if self._feeder.is_alive():
+            self._feeder.join()
+        process = self._process
+        if process is None:
             return
-        tracker = self._trackers.get(tap_id)
-        if tracker is None:
-            return
-        if kind == _CLIENT:
-            tracker.client_data(data, ts)
-        elif kind == _SERVER:
-            tracker.server_data(data, ts)
-        elif kind == _CLOSED:
-            self._finish(tap_id, ts)
-            return
-        elif kind == _OVERLOAD:
-            self._finish(tap_id, ts, "capture fell behind; connection no longer recorded")
-            return
-        self._write(tracker.pop_records())
-
-    def _finish(self, tap_id: int, ts: float, reason: str = "", *, failed: bool = True) -> None:
-        tracker = self._trackers.pop(tap_id, None)
-        if tracker is None:
-            return
+        assert process.stdout is not None
+        out = process.stdout.read()  # the feeder closed stdin: the decoder finishes
+        process.stdout.close()
+        process.wait()
+        lines = out.decode().strip().splitlines()
         try:
-            records = tracker.close(ts)
-        except Exception:
-            log.exception("closing the recording of connection %s failed", tap_id)
-            records = [SessionEnd(f"{self._prefix}-{tap_id}", ts, recorded=False)]
-            reason = reason or "recorder error"
-        if reason:
-            for record in records:
-                if isinstance(record, SessionEnd) and record.recorded:
-                    record.recorded, record.reason = not failed, reason
-        self._write(records)
+            counts = json.loads(lines[-1]) if lines else {}
+        except ValueError:
+            counts = {}
+        for field in fields(RecorderStats):
+            if field.name != "connections" and field.name in counts:
+                setattr(self.stats, field.name, int(counts[field.name]))
 
-    def _write(self, records: list[Record]) -> None:
-        if not records:
-            return
-        self.writer.write_many(records)
-        for record in records:
-            if isinstance(record, SessionEnd):
-                if record.recorded:
-                    self.stats.recorded += 1
-                else:
-                    self.stats.not_recorded += 1
-            elif isinstance(record, Statement):
-                self.stats.statements += 1
+    # -- the feeder thread --------------------------------------------------------------
+    def _feed(self) -> None:
+        backlog, process = self._backlog, self._process
+        assert process is not None and process.stdin is not None
+        pipe = process.stdin
+        items = backlog.items
+        while True:
+            if not items:
+                if self._stopping:
+                    break
+                time.sleep(FEED_INTERVAL)
+                continue
+            batch = []
+            size = 0
+            while items and size < BATCH_BYTES:
+                frame = items.popleft()
+                if frame[1] != frames.OPEN:
+                    size += len(frame[2])
+                batch.append(frame)
+            try:
+                pipe.write(frames.encode(batch))
+                pipe.flush()
+            except (BrokenPipeError, OSError):
+                log.error("the capture decoder exited; recording stops, forwarding goes on")
+                self._dead = True
+                backlog.limit = -1  # every tap turns itself off at its next chunk
+                items.clear()
+                break
+            finally:
+                backlog.removed += size
+            if size < BATCH_BYTES:
+                time.sleep(FEED_INTERVAL)  # let the next batch gather
+        with contextlib.suppress(OSError):
+            pipe.close()
