@@ -11,9 +11,9 @@ runs the same addon in a mitmproxy stripped to the few addons a TCP relay needs,
 is several times faster than a full ``mitmdump``; prefer it in production.
 
 The addon takes over the connection's protocol layer (``next_layer``), so no mitmproxy
-hook runs per message: bytes are forwarded unchanged and copied to the recorder thread,
-which decodes them off the forwarding path (see :mod:`replay.capture.relay` and
-:mod:`replay.capture.recorder`).
+hook runs per message: bytes are forwarded unchanged and a copy goes, in batches, to a
+decoder process, off the forwarding path (see :mod:`replay.capture.relay`,
+:mod:`replay.capture.recorder` and :mod:`replay.capture.decoder`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 It replaces mitmproxy's generic TCP layer for our connections so that no hook is
 dispatched per message: each chunk is handed to a :class:`Tap` (a deque append, no
-decoding) and forwarded unchanged, in the same event-loop step. Decoding happens on the
-recorder's thread, off this path.
+decoding) and forwarded unchanged, in the same event-loop step. Decoding happens in the
+recorder's decoder process, off this path.
 
 Two things it does beyond relaying, both before the server has seen a byte:
 
