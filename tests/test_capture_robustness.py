@@ -223,6 +223,7 @@ def test_addon_works_in_plain_mitmdump(pg_server: PgServer, tmp_path: Path) -> N
 
     port = free_port()
     mitmdump = Path(sys.executable).parent / "mitmdump"
+    proxy = CaptureProxy(f"{pg_server.host}:{pg_server.port}", tmp_path / "cap")
     process = subprocess.Popen(
         [
             str(mitmdump),
@@ -237,10 +238,9 @@ def test_addon_works_in_plain_mitmdump(pg_server: PgServer, tmp_path: Path) -> N
             "connection_strategy=lazy",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=proxy._log,
         env={**os.environ, "HOME": str(tmp_path)},
     )
-    proxy = CaptureProxy(f"{pg_server.host}:{pg_server.port}", tmp_path / "cap")
     proxy.port, proxy.process = port, process
     try:
         wait_for_port(port, process)
