@@ -108,6 +108,8 @@ _IDENTITY = (
     "cascade_of",
 )
 _OUTCOME_FIELDS = tuple(TargetOutcome.__dataclass_fields__)
+# One encoder for every row: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @lru_cache(maxsize=16)
@@ -115,18 +117,23 @@ def _flat_keys(target: str) -> tuple[tuple[str, str], ...]:
     return tuple((key, f"{target}_{key}") for key in _OUTCOME_FIELDS)
 
 
-class OutcomeWriter:
-    """Appends outcome rows to ``folder/outcomes.jsonl`` as they are produced."""
+def part_path(folder: Path | str, part: int) -> Path:
+    """Where replay worker ``part`` writes its share of the rows before the merge."""
+    return Path(folder) / f"outcomes.part-{part:03d}.jsonl"
 
-    def __init__(self, folder: Path | str) -> None:
-        self.path = Path(folder) / OUTCOMES_FILE
+
+class OutcomeWriter:
+    """Appends outcome rows to ``folder/outcomes.jsonl`` (or to the file of a worker's
+    ``part``, see :func:`merge_parts`) as they are produced."""
+
+    def __init__(self, folder: Path | str, part: int | None = None) -> None:
+        self.path = Path(folder) / OUTCOMES_FILE if part is None else part_path(folder, part)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = self.path.open("w", encoding="utf-8")
         self.rows = 0
 
     def write(self, row: OutcomeRow) -> None:
-        self._file.write(json.dumps(row.to_flat(), separators=(",", ":"), ensure_ascii=False))
-        self._file.write("\n")
+        self._file.write(_encode(row.to_flat()) + "\n")
         self.rows += 1
 
     def close(self) -> None:
@@ -137,6 +144,44 @@ class OutcomeWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def merge_parts(folder: Path | str, parts: int) -> None:
+    """Concatenate the part files of ``parts`` workers into ``folder/outcomes.jsonl``
+    (each worker's rows in its order) and remove them. A part cut off mid-line (its
+    worker died) loses only that last, incomplete row."""
+    with (Path(folder) / OUTCOMES_FILE).open("wb") as out:
+        for part in range(parts):
+            path = part_path(folder, part)
+            if not path.exists():
+                continue
+            with path.open("rb") as handle:
+                left = _complete_length(handle)
+                while left > 0 and (chunk := handle.read(min(left, 1 << 20))):
+                    out.write(chunk)
+                    left -= len(chunk)
+            path.unlink()
+
+
+def _complete_length(handle: IO[bytes]) -> int:
+    """The length of the file's complete lines; leaves the file at its start."""
+    end = handle.seek(0, 2)
+    position = end
+    while position > 0:
+        start = max(0, position - 4096)
+        handle.seek(start)
+        block = handle.read(position - start)
+        if position == end and block.endswith(b"\n"):
+            break
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            end = start + cut + 1
+            break
+        position = start
+    else:
+        end = 0
+    handle.seek(0)
+    return end
 
 
 def outcomes_path(folder: Path | str) -> Path:

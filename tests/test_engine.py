@@ -16,7 +16,7 @@ from replay.digest import RowDigest
 from replay.engine import EngineOptions, Selection, Timeouts, replay, split_capture
 from replay.engine.split import _Handles, read_session, read_statements
 from replay.fingerprint import fingerprint
-from replay.outcomes import OutcomeRow, iter_outcomes
+from replay.outcomes import OutcomeRow, iter_outcomes, merge_parts, part_path
 from replay.safety import Target
 
 SCHEMA = """
@@ -337,3 +337,32 @@ def test_speed_replays_at_captured_pace(tmp_path, targets):
     fast = time.perf_counter()
     run(tmp_path / "again", targets, [s])
     assert time.perf_counter() - fast < 0.25 + 0.5
+
+
+def test_worker_processes_share_the_sessions_and_write_one_outcome_file(tmp_path, targets):
+    sessions = []
+    for i in range(6):
+        s = SessionScript(f"s{i}", start=1_700_000_000.0 + i * 0.001)
+        s.simple("BEGIN", tx_status="T")
+        s.simple(f"UPDATE items SET qty = qty + {i} WHERE id = 1", tx_status="T")
+        s.simple("COMMIT")
+        s.simple("SELECT count(*) FROM items")
+        sessions.append(s)
+    rows = run(tmp_path, targets, sessions, jobs=4, processes=2)
+    assert len(rows) == 6 * 4
+    assert all(o.status == "ok" for r in rows.values() for o in r.outcomes.values())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["outcomes.jsonl"]
+    lines = (tmp_path / "out" / "outcomes.jsonl").read_text().splitlines()
+    by_session: dict[str, list[int]] = {}
+    for line in lines:
+        row = json.loads(line)
+        by_session.setdefault(row["session"], []).append(row["seq"])
+    assert all(seqs == [1, 2, 3, 4] for seqs in by_session.values())  # each in its order
+
+
+def test_merge_parts_keeps_complete_rows_only(tmp_path):
+    part_path(tmp_path, 0).write_text('{"seq":1}\n{"seq":2}\n')
+    part_path(tmp_path, 1).write_text('{"seq":3}\n{"se')  # its worker died mid-row
+    merge_parts(tmp_path, 3)
+    assert (tmp_path / "outcomes.jsonl").read_text() == '{"seq":1}\n{"seq":2}\n{"seq":3}\n'
+    assert not list(tmp_path.glob("outcomes.part-*"))

@@ -59,6 +59,7 @@ class Lane:
     failed_at: int | None = None
     boundary: bool = True
     batch: _Batch | None = None
+    fd: int = -1  # the socket the event loop watches for this lane, if any
 
     def begin(self, session: Session) -> None:
         self.position, self.busy, self.batch = 0, False, None
@@ -88,6 +89,8 @@ class Lane:
             self.lost_at = self.failed_at = None
         connection.start(statement)
         self.busy = True
+        if connection.done:  # it could not even be sent: the connection is lost
+            return self.finish(statement)
         return None
 
     def finish(self, statement: Statement) -> TargetOutcome:

@@ -28,12 +28,24 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+_COLUMNS: dict[tuple[object, ...], str] = {}
+_COLUMNS_LIMIT = 4096
+
+
 def columns_json(result: pq.abc.PGresult) -> str:
-    columns = [
-        [(result.fname(i) or b"").decode("utf-8", "replace"), result.ftype(i)]
-        for i in range(result.nfields)
-    ]
-    return json.dumps(columns, separators=(",", ":"), ensure_ascii=False)
+    """The result's columns as a JSON list of ``[name, type_oid]`` (cached per shape)."""
+    fields = range(result.nfields)
+    key = (*(result.fname(i) for i in fields), *(result.ftype(i) for i in fields))
+    shown = _COLUMNS.get(key)
+    if shown is None:
+        columns = [
+            [(result.fname(i) or b"").decode("utf-8", "replace"), result.ftype(i)] for i in fields
+        ]
+        shown = json.dumps(columns, separators=(",", ":"), ensure_ascii=False)
+        if len(_COLUMNS) >= _COLUMNS_LIMIT:
+            _COLUMNS.clear()
+        _COLUMNS[key] = shown
+    return shown
 
 
 def digest_rows(result: pq.abc.PGresult, digest: RowDigest) -> list[list[str | None]]:

@@ -1,38 +1,43 @@
 """Replaying a split capture: sessions concurrently, up to ``jobs`` at a time.
 
-Each worker thread holds one connection per target and replays one session at a
-time, taking the next session in order of first statement. Rows go to the outcome
-file as they are produced; the calling thread only waits, reports progress and, on
-Ctrl-C, stops the workers (cancelling their running statements) before re-raising.
-One session that fails unexpectedly is logged and counted; the run goes on.
+The sessions are replayed by event loops (:class:`replay.engine.loop.Worker`), each
+driving many sessions over their connections without a thread per session. With one
+worker the loop runs in the calling thread; with several (one per CPU by default),
+each is a process of its own (:mod:`replay.engine.processes`), so that building and
+writing outcome rows is not serialized on one interpreter lock. Sessions are handed
+out in order of first statement, the next one to whichever slot is free first.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.engine.session import Pacer, SessionReplay
-from replay.engine.split import SessionFile, SplitCapture, read_session, read_statements
+from replay.engine.loop import Tally, Worker
+from replay.engine.processes import replay_in_processes
+from replay.engine.session import Pacer
+from replay.engine.split import SplitCapture
 from replay.engine.startup import Timeouts
-from replay.engine.target import TargetConnection
-from replay.outcomes import OutcomeRow, OutcomeWriter
+from replay.outcomes import OutcomeWriter
 from replay.safety import Target
 
-log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class EngineOptions:
+    """``jobs``: sessions in flight at once; ``processes``: worker processes sharing
+    them (None: one per CPU); ``speed``: captured pace divided by it (0: as fast as
+    possible)."""
+
     jobs: int = 4
     speed: float = 0.0
     timeouts: Timeouts = field(default_factory=Timeouts)
+    processes: int | None = None
 
 
 @dataclass
@@ -60,31 +65,11 @@ class ReplayCounts:
         }
 
 
-class _Sink:
-    """The thread-safe end of the replay: the outcome file and the counters."""
-
-    def __init__(self, writer: OutcomeWriter) -> None:
-        self.writer = writer
-        self.lock = threading.Lock()
-        self.statements = 0
-        self.status: dict[str, Counter[str]] = {}
-
-    def emit(self, row: OutcomeRow) -> None:
-        with self.lock:
-            self.writer.write(row)
-            self.statements += 1
-            for target, outcome in row.outcomes.items():
-                self.status.setdefault(target, Counter())[outcome.status] += 1
-
-
-class _Queue:
-    def __init__(self, sessions: list[SessionFile]) -> None:
-        self._iter: Iterator[SessionFile] = iter(sessions)
-        self._lock = threading.Lock()
-
-    def next(self) -> SessionFile | None:
-        with self._lock:
-            return next(self._iter, None)
+def workers_for(options: EngineOptions, sessions: int) -> int:
+    """How many worker processes: ``options.processes``, else one per CPU, never more
+    than sessions may run at once."""
+    wanted = options.processes or os.cpu_count() or 1
+    return max(1, min(wanted, options.jobs, sessions))
 
 
 def replay(
@@ -96,53 +81,58 @@ def replay(
 ) -> ReplayCounts:
     """Replay every session of ``split`` against ``targets``; outcomes into ``out``."""
     options = options or EngineOptions()
-    stop = threading.Event()
-    queue = _Queue(split.sessions)
-    counts = ReplayCounts()
-    failures: list[int] = []
     pacer = Pacer(options.speed, split.first) if options.speed > 0 else None
     started = time.perf_counter()
-    with OutcomeWriter(out) as writer:
-        sink = _Sink(writer)
-
-        def work() -> None:
-            connections = {t.name: TargetConnection(t, options.timeouts) for t in targets}
-            replayer = SessionReplay(connections, sink.emit, stop=stop, pacer=pacer)
-            try:
-                while not stop.is_set() and (item := queue.next()) is not None:
-                    try:
-                        replayer.run(read_session(item.path), read_statements(item.path))
-                    except Exception:
-                        log.exception("session %s failed; the run goes on", item.path.name)
-                        failures.append(1)
-                        for connection in connections.values():
-                            connection.close()
-            finally:
-                for connection in connections.values():
-                    connection.close()
-
-        workers = [
-            threading.Thread(target=work, name=f"replay-{i}", daemon=True)
-            for i in range(max(1, min(options.jobs, len(split.sessions))))
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            while any(w.is_alive() for w in workers):
-                for worker in workers:
-                    worker.join(0.1)
-                if progress is not None:
-                    progress(sink.statements, split.statements)
-        except BaseException:
-            stop.set()
-            for worker in workers:
-                worker.join(30)
-            raise
-        if progress is not None:
-            progress(sink.statements, split.statements)
-    counts.sessions = len(split.sessions)
-    counts.statements = sink.statements
-    counts.failed_sessions = len(failures)
-    counts.elapsed = time.perf_counter() - started
-    counts.by_target = {t: dict(c) for t, c in sink.status.items()}
+    processes = workers_for(options, len(split.sessions))
+    if processes > 1:
+        statements, status, failures = replay_in_processes(
+            split,
+            targets,
+            Path(out),
+            jobs=options.jobs,
+            timeouts=options.timeouts,
+            pacer=pacer,
+            processes=processes,
+            progress=progress,
+        )
+    else:
+        statements, status, failures = _replay_here(split, targets, out, options, pacer, progress)
+    counts = ReplayCounts(
+        sessions=len(split.sessions),
+        statements=statements,
+        failed_sessions=failures,
+        elapsed=time.perf_counter() - started,
+        by_target={t: dict(c) for t, c in status.items()},
+    )
+    if progress is not None:
+        progress(statements, split.statements)
     return counts
+
+
+def _replay_here(
+    split: SplitCapture,
+    targets: list[Target],
+    out: Path | str,
+    options: EngineOptions,
+    pacer: Pacer | None,
+    progress: Progress | None,
+) -> tuple[int, dict[str, Counter[str]], int]:
+    """One event loop in the calling thread (Ctrl-C stops it where it is)."""
+    sessions = iter(split.sessions)
+    with OutcomeWriter(out) as writer:
+        tally = Tally(writer)
+        worker = Worker(
+            targets,
+            options.timeouts,
+            slots=min(options.jobs, len(split.sessions)),
+            take=lambda: next(sessions, None),
+            emit=tally.emit,
+            pacer=pacer,
+            tick=(lambda: progress(tally.statements, split.statements)) if progress else _nothing,
+        )
+        failures = worker.run()
+    return tally.statements, tally.status, failures
+
+
+def _nothing() -> None:
+    pass

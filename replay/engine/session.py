@@ -1,27 +1,28 @@
-"""Replaying one captured session against every target.
+"""Replaying one captured session against every target, driven by an event loop.
 
 Each target gets the session's statements in captured order on its own connection
 (a :class:`~replay.engine.lane.Lane`); the lanes advance independently, at most
-``window`` statements apart, waiting on all their sockets at once, so the targets run
-in parallel and each answer is timed when it arrives. A session waits only on its own
-previous statement, never on a global order or on another target, so sessions whose
-locks production granted in another order than the capture shows cannot deadlock the
-replay (lock_timeout is the safety net). A row is written once every target answered.
+``window`` statements apart, so the targets run in parallel and each answer is timed
+when it arrives. A session waits only on its own previous statement, never on a global
+order or on another target, so sessions whose locks production granted in another
+order than the capture shows cannot deadlock the replay (lock_timeout is the safety
+net). A row is written once every target answered.
+
+:class:`SessionRun` never blocks on an answer: :meth:`SessionRun.advance` sends what
+can be sent, :meth:`SessionRun.answer` takes an answer when the event loop
+(:mod:`replay.engine.loop`) saw its lane's socket readable.
 """
 
 from __future__ import annotations
 
-import contextlib
-import select
-import threading
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from replay.engine.lane import Lane
 from replay.engine.result import keep_samples_where_rows_differ
-from replay.engine.target import TargetConnection
 from replay.fingerprint import fingerprint, has_top_level_order_by
 from replay.outcomes import OutcomeRow, TargetOutcome
 from replay.records import Session, Statement
@@ -29,7 +30,6 @@ from replay.records import Session, Statement
 Emit = Callable[[OutcomeRow], None]
 # The order in which a cascade is attributed when several targets cascade.
 CASCADE_PRIORITY = ("candidate", "baseline", "baseline2")
-POLL_INTERVAL = 1.0
 WINDOW = 1000
 
 
@@ -48,7 +48,7 @@ class Pacer:
         return self.zero + (captured - self.capture_first) / self.speed - time.monotonic()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     statement: Statement
     row: OutcomeRow
@@ -56,86 +56,90 @@ class _Entry:
     cascades: dict[str, int | None] = field(default_factory=dict)
 
 
-class SessionReplay:
-    """Replays sessions over a worker's connections (one per target), one at a time."""
+class SessionRun:
+    """One session being replayed over one connection per target (its lanes)."""
 
     def __init__(
         self,
-        connections: dict[str, TargetConnection],
+        lanes: list[Lane],
+        session: Session,
+        statements: Iterator[Statement],
         emit: Emit,
         *,
-        stop: threading.Event,
         pacer: Pacer | None = None,
         window: int = WINDOW,
     ) -> None:
-        self.lanes = [Lane(name, c) for name, c in connections.items()]
+        self.lanes = lanes
+        self.session = session
         self.emit = emit
-        self.stop = stop
         self.pacer = pacer
         self.window = window
-
-    def run(self, session: Session, statements: Iterable[Statement]) -> int:
-        """Replay one session; the number of statements written."""
-        for lane in self.lanes:
+        self.written = 0
+        self._application = session.application_name or session.parameters.get(
+            "application_name", ""
+        )
+        self._stream = statements
+        self._upcoming: Statement | None = next(statements, None)
+        self._entries: deque[_Entry] = deque()
+        self._base = 0
+        for lane in lanes:
             lane.begin(session)
-        application = session.application_name or session.parameters.get("application_name", "")
-        stream: Iterator[Statement] = iter(statements)
-        upcoming: Statement | None = next(stream, None)
-        entries: deque[_Entry] = deque()
-        base = written = 0
-        while upcoming is not None or entries:
-            if self.stop.is_set():
-                self._abandon()
-                break
-            wait = POLL_INTERVAL
-            progressed = True
-            while progressed:
-                progressed = False
-                for lane in self.lanes:
-                    if lane.busy:
+
+    @property
+    def finished(self) -> bool:
+        return self._upcoming is None and not self._entries
+
+    def advance(self) -> float:
+        """Send on every idle lane that can go and write the rows every target answered;
+        the seconds until a paced statement is due (``inf``: nothing to wait for)."""
+        entries = self._entries
+        wait = math.inf
+        progressed = True
+        while progressed:
+            progressed = False
+            for lane in self.lanes:
+                if lane.busy:
+                    continue
+                index = lane.position - self._base
+                if index == len(entries):
+                    upcoming = self._upcoming
+                    if upcoming is None or len(entries) >= self.window:
                         continue
-                    index = lane.position - base
-                    if index == len(entries):
-                        if upcoming is None or len(entries) >= self.window:
-                            continue
-                        due = self.pacer.delay(upcoming.start) if self.pacer else 0.0
-                        if due > 0:
-                            wait = min(wait, due)
-                            continue
-                        entries.append(_Entry(upcoming, _row(upcoming, application)))
-                        upcoming = next(stream, None)
-                    entry = entries[index]
-                    outcome = lane.start(entry.statement, session)
-                    if outcome is not None:
-                        self._record(lane, entry, outcome)
-                        progressed = True
-            while entries and len(entries[0].outcomes) == len(self.lanes):
-                self.emit(_finish(entries.popleft()))
-                base += 1
-                written += 1
-            busy = [lane for lane in self.lanes if lane.busy]
-            if busy:
-                self._wait(busy, wait, entries, base)
-            elif wait < POLL_INTERVAL:
-                self.stop.wait(wait)
-        return written
+                    due = self.pacer.delay(upcoming.start) if self.pacer else 0.0
+                    if due > 0:
+                        wait = min(wait, due)
+                        continue
+                    entries.append(_Entry(upcoming, _row(upcoming, self._application)))
+                    self._upcoming = next(self._stream, None)
+                entry = entries[index]
+                outcome = lane.start(entry.statement, self.session)
+                if outcome is not None:
+                    self._record(lane, entry, outcome)
+                    progressed = True
+        lanes = len(self.lanes)
+        while entries and len(entries[0].outcomes) == lanes:
+            self.emit(_finish(entries.popleft()))
+            self._base += 1
+            self.written += 1
+        return wait
+
+    def answer(self, lane: Lane, now: float | None = None) -> bool:
+        """Read what ``lane`` has received (and enforce its watchdog when ``now`` is
+        given); True once its statement is done."""
+        connection = lane.connection
+        if now is not None:
+            connection.check_deadline(now)
+        if not connection.poll():
+            return False
+        entry = self._entries[lane.position - self._base]
+        self._record(lane, entry, lane.finish(entry.statement))
+        return True
 
     def _record(self, lane: Lane, entry: _Entry, outcome: TargetOutcome) -> None:
         entry.outcomes[lane.name] = outcome
         entry.cascades[lane.name] = lane.settle(entry.statement, outcome)
 
-    def _wait(self, busy: list[Lane], timeout: float, entries: deque[_Entry], base: int) -> None:
-        # Wake on any answer; every busy lane is then polled (poll never blocks).
-        with contextlib.suppress(OSError, ValueError):
-            select.select([lane.connection.socket for lane in busy], [], [], timeout)
-        now = time.perf_counter()
-        for lane in busy:
-            lane.connection.check_deadline(now)
-            if lane.connection.poll():
-                entry = entries[lane.position - base]
-                self._record(lane, entry, lane.finish(entry.statement))
-
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
         """The run is stopping: cancel what is running and drop those connections."""
         for lane in self.lanes:
             if lane.busy:

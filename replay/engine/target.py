@@ -1,13 +1,10 @@
 """One replay connection to one target, driven at the libpq level.
 
-A statement is sent the way the application sent it: the simple protocol as one Query
-string (a whole multi-statement batch at once), the extended protocol with the exact
-parameter bytes, type OIDs and text/binary formats, named statements prepared by name
-on first use (closed and re-prepared when the application reused the name for other
-SQL). Sending and collecting are separate (:meth:`TargetConnection.start`, then
-:meth:`TargetConnection.poll` until done) so that a session drives all its targets in
-lockstep while the server runs them in parallel, and each result is timed when it
-arrives, not when it is read.
+A statement is sent the way the application sent it (:mod:`replay.engine.plan`).
+Sending and collecting are separate (:meth:`TargetConnection.start`, then
+:meth:`TargetConnection.poll` whenever its socket is readable, until done) so that one
+event loop drives many connections while the servers run them in parallel, and each
+result is timed when it arrives, not when it is read.
 
 A watchdog cancels a statement still running well past ``statement_timeout`` (the
 application may have turned the server-side timeout off) and drops a connection that
@@ -16,15 +13,14 @@ does not answer even that, so the replay never hangs.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import pq
 
 from replay.digest import RowDigest
+from replay.engine.plan import Prepared, Step, encode, plan
 from replay.engine.result import (
     ExecStatus,
     ends_connection,
@@ -36,24 +32,8 @@ from replay.engine.result import (
 )
 from replay.engine.startup import WATCHDOG_GRACE, Timeouts, startup_conninfo
 from replay.outcomes import TargetOutcome
-from replay.records import Session, Statement, param_is_binary
+from replay.records import Session, Statement
 from replay.safety import Target
-
-_DEALLOCATE = re.compile(r'^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[\w$]+)', re.I)
-_DISCARD = re.compile(r"^\s*discard\s+all\b", re.I)
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-@dataclass
-class _Step:
-    """One protocol exchange of a statement: close, prepare or the execution itself."""
-
-    kind: str
-    send: Callable[[], None]
-    on_ok: Callable[[], None] | None = None
 
 
 @dataclass
@@ -64,12 +44,12 @@ class TargetConnection:
     timeouts: Timeouts = field(default_factory=Timeouts)
     pgconn: pq.abc.PGconn | None = None
     startup: str = ""
-    prepared: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
+    prepared: Prepared = field(default_factory=dict)
     outcomes: list[TargetOutcome] = field(default_factory=list)
     done: bool = True
     error: str = ""
-    _steps: list[_Step] = field(default_factory=list)
-    _step: _Step | None = None
+    _steps: list[Step] = field(default_factory=list)
+    _step: Step | None = None
     _sent: float = 0.0
     _last: float = 0.0
     _deadline: float | None = None
@@ -124,7 +104,7 @@ class TargetConnection:
         # A parameter the target does not know must not cost the whole session.
         attempts.append(startup_conninfo(self.target.conninfo, None, self.timeouts))
         for conninfo in attempts:
-            pgconn = pq.PGconn.connect(_encode(conninfo))
+            pgconn = pq.PGconn.connect(encode(conninfo))
             if pgconn.status == pq.ConnStatus.OK:
                 pgconn.notice_handler = ignore_notice
                 self.pgconn, self.startup, self.error = pgconn, attempts[0], ""
@@ -145,7 +125,9 @@ class TargetConnection:
     def start(self, statement: Statement, *, now: float | None = None) -> None:
         """Send ``statement`` (its first protocol exchange); then :meth:`poll` until done."""
         self.outcomes = []
-        self._steps = self._plan(statement)
+        assert self.pgconn is not None
+        self._steps = plan(self.pgconn, statement, self.prepared)
+        self._steps.reverse()
         self._copy_in = statement.copy_bytes()
         self._copy_out = None
         self._cancelled = False
@@ -155,73 +137,11 @@ class TargetConnection:
         self.done = False
         self._next_step()
 
-    def _plan(self, statement: Statement) -> list[_Step]:
-        pgconn = self.pgconn
-        assert pgconn is not None
-        if statement.protocol == "simple":
-            text = statement.batch if statement.batch is not None else statement.sql
-            return [
-                _Step(
-                    "execute", lambda: pgconn.send_query(_encode(text)), lambda: self._track(text)
-                )
-            ]
-        sql = _encode(statement.sql)
-        values = statement.param_bytes()
-        formats = [int(param_is_binary(statement.param_formats, i)) for i in range(len(values))]
-        result_format = int(bool(statement.result_formats) and all(statement.result_formats))
-        declared = list(statement.param_types)
-        types = (declared + [0] * len(values))[: len(values)]
-        name = statement.statement_name
-        if not name:
-            return [
-                _Step(
-                    "execute",
-                    lambda: pgconn.send_query_params(
-                        sql, values, types or None, formats or None, result_format
-                    ),
-                    lambda: self._track(statement.sql),
-                )
-            ]
-        key = (statement.sql, tuple(declared))
-        steps: list[_Step] = []
-        bname = _encode(name)
-        if self.prepared.get(name) != key:
-            if name in self.prepared:
-                steps.append(_Step("close", lambda: pgconn.send_close_prepared(bname)))
-                self.prepared.pop(name)
-            steps.append(
-                _Step(
-                    "prepare",
-                    lambda: pgconn.send_prepare(bname, sql, declared or None),
-                    lambda: self.prepared.__setitem__(name, key),
-                )
-            )
-        steps.append(
-            _Step(
-                "execute",
-                lambda: pgconn.send_query_prepared(bname, values, formats or None, result_format),
-            )
-        )
-        return steps
-
-    def _track(self, sql: str) -> None:
-        """Keep the map of prepared names true after DEALLOCATE / DISCARD ALL."""
-        if _DISCARD.match(sql):
-            self.prepared.clear()
-        elif match := _DEALLOCATE.match(sql):
-            name = match[1]
-            if name.lower() == "all":
-                self.prepared.clear()
-            else:
-                self.prepared.pop(
-                    name[1:-1].replace('""', '"') if name[0] == '"' else name.lower(), None
-                )
-
     def _next_step(self) -> None:
         if not self._steps:
             self.done = True
             return
-        self._step = self._steps.pop(0)
+        self._step = self._steps.pop()
         try:
             self._step.send()
         except psycopg.OperationalError as exc:
@@ -322,5 +242,5 @@ class TargetConnection:
 
     @property
     def socket(self) -> int:
-        assert self.pgconn is not None
-        return self.pgconn.socket
+        """The connection's socket, -1 without one."""
+        return -1 if self.pgconn is None else self.pgconn.socket

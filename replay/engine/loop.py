@@ -1,0 +1,218 @@
+"""One event loop replaying up to ``slots`` sessions at once, in one thread.
+
+Each slot holds one connection per target and replays one session at a time, taking the
+next session when its current one is done (a clean connection with the same startup is
+reused). The loop waits on the sockets of every busy connection at once with
+``poll(2)`` and hands each answer to its session as it arrives: no thread per session,
+no lock and no GIL hand-over per statement. Every ``CHECK_INTERVAL`` it enforces the
+watchdogs, asks whether to stop and calls ``tick`` (progress). One session that fails
+unexpectedly is logged and counted; its slot's connections are dropped and the loop
+goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import select
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from replay.engine.lane import Lane
+from replay.engine.session import Emit, Pacer, SessionRun
+from replay.engine.split import SessionFile, read_session, read_statements
+from replay.engine.startup import Timeouts
+from replay.engine.target import TargetConnection
+from replay.outcomes import OutcomeRow, OutcomeWriter
+from replay.safety import Target
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+CHECK_INTERVAL = 0.2
+_EVENTS = select.POLLIN | select.POLLPRI
+
+
+class Tally:
+    """The end of one worker's rows: its outcome file (or part) and its counters."""
+
+    def __init__(self, writer: OutcomeWriter) -> None:
+        self.writer = writer
+        self.statements = 0
+        self.status: dict[str, Counter[str]] = {}
+
+    def emit(self, row: OutcomeRow) -> None:
+        self.writer.write(row)
+        self.statements += 1
+        status = self.status
+        for target, outcome in row.outcomes.items():
+            counter = status.get(target)
+            if counter is None:
+                counter = status[target] = Counter()
+            counter[outcome.status] += 1
+
+
+@dataclass(eq=False)
+class _Slot:
+    lanes: list[Lane]
+    run: SessionRun | None = None
+    item: SessionFile | None = None
+    due: float = math.inf  # monotonic time a paced statement of its run is due
+
+
+@dataclass
+class Worker:
+    """Replays the sessions ``take`` hands out until it hands out None."""
+
+    targets: list[Target]
+    timeouts: Timeouts
+    slots: int
+    take: Callable[[], SessionFile | None]
+    emit: Emit
+    pacer: Pacer | None = None
+    stop: Callable[[], bool] = lambda: False
+    tick: Callable[[], None] = lambda: None
+    failures: int = 0
+    _poller: Any = field(default_factory=select.poll)
+    _watched: dict[int, tuple[_Slot, Lane]] = field(default_factory=dict)
+
+    def run(self) -> int:
+        """Replay every session; the number of sessions that failed."""
+        slots = [
+            _Slot([Lane(t.name, TargetConnection(t, self.timeouts)) for t in self.targets])
+            for _ in range(max(1, self.slots))
+        ]
+        try:
+            self._loop(slots)
+        except BaseException:
+            for slot in slots:
+                if slot.run is not None:
+                    slot.run.abandon()
+            raise
+        finally:
+            for slot in slots:
+                self._unwatch(slot)
+                for lane in slot.lanes:
+                    lane.connection.close()
+        return self.failures
+
+    def _loop(self, slots: list[_Slot]) -> None:
+        exhausted = False
+        next_check = time.monotonic() + CHECK_INTERVAL
+        while True:
+            if not exhausted:
+                for slot in slots:
+                    if slot.run is None and not exhausted:
+                        exhausted = not self._begin(slot)
+            busy = [slot for slot in slots if slot.run is not None]
+            if not busy and exhausted:
+                return
+            now = time.monotonic()
+            due = min((slot.due for slot in busy), default=math.inf)
+            timeout = max(0.0, min(due, next_check) - now)
+            poller, watched = self._poller, self._watched
+            for fd, _ in poller.poll(math.ceil(timeout * 1000)):
+                found = watched.get(fd)  # an earlier answer may have ended its session
+                if found is None or not found[1].busy or found[0].run is None:
+                    continue
+                slot, lane = found
+                if self._guard(slot, slot.run.answer, lane):  # type: ignore[union-attr]
+                    self._advance(slot)
+            now = time.monotonic()
+            for slot in busy:
+                if slot.due <= now and slot.run is not None:
+                    self._advance(slot)
+            if now >= next_check:
+                next_check = now + CHECK_INTERVAL
+                self._check(slots)
+
+    def _check(self, slots: list[_Slot]) -> None:
+        """Watchdogs, stop and progress, every CHECK_INTERVAL."""
+        now = time.perf_counter()
+        for slot in slots:
+            for lane in slot.lanes:
+                run = slot.run
+                if run is not None and lane.busy and self._guard(slot, run.answer, lane, now):
+                    self._advance(slot)
+        if self.stop():
+            raise Stopped
+        self.tick()
+
+    def _begin(self, slot: _Slot) -> bool:
+        """Start the next session in ``slot``; False when there is none left."""
+        item = self.take()
+        if item is None:
+            return False
+        slot.item = item
+        try:
+            slot.run = SessionRun(
+                slot.lanes,
+                read_session(item.path),
+                read_statements(item.path),
+                self.emit,
+                pacer=self.pacer,
+            )
+        except Exception:
+            self._fail(slot)
+            return True
+        self._advance(slot)
+        return True
+
+    def _advance(self, slot: _Slot) -> None:
+        run = slot.run
+        assert run is not None
+        wait = self._guard(slot, run.advance)
+        if slot.run is None:  # it failed
+            return
+        slot.due = time.monotonic() + wait if wait is not None else math.inf
+        self._watch(slot)
+        if run.finished:
+            slot.run = slot.item = None
+            slot.due = math.inf
+
+    def _guard(self, slot: _Slot, call: Callable[..., _T], *args: object) -> _T | None:
+        try:
+            return call(*args)
+        except Exception:
+            self._fail(slot)
+            return None
+
+    def _fail(self, slot: _Slot) -> None:
+        name = slot.item.path.name if slot.item is not None else "?"
+        log.exception("session %s failed; the run goes on", name)
+        self.failures += 1
+        self._unwatch(slot)
+        for lane in slot.lanes:
+            lane.busy = False
+            lane.connection.close()
+        slot.run = slot.item = None
+        slot.due = math.inf
+
+    def _watch(self, slot: _Slot) -> None:
+        """Watch the sockets of the slot's busy lanes, and only those."""
+        for lane in slot.lanes:
+            want = lane.connection.socket if lane.busy else -1
+            if want == lane.fd:
+                continue
+            self._drop(lane)
+            if want >= 0:
+                self._poller.register(want, _EVENTS)
+                self._watched[want] = (slot, lane)
+                lane.fd = want
+
+    def _unwatch(self, slot: _Slot) -> None:
+        for lane in slot.lanes:
+            self._drop(lane)
+
+    def _drop(self, lane: Lane) -> None:
+        fd = lane.fd
+        if fd >= 0 and self._watched.get(fd, (None, None))[1] is lane:
+            del self._watched[fd]
+            self._poller.unregister(fd)
+        lane.fd = -1
+
+
+class Stopped(Exception):
+    """Raised out of :meth:`Worker.run` when its owner asked it to stop."""

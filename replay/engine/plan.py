@@ -1,0 +1,98 @@
+"""How one captured statement is sent: the protocol exchanges it takes, in order.
+
+The simple protocol is one Query string (a whole multi-statement batch at once). The
+extended protocol sends the exact parameter bytes, type OIDs and text/binary formats;
+a named statement is prepared by name on first use, and closed and re-prepared when the
+application reused the name for other SQL. The map of prepared names is kept true
+after DEALLOCATE and DISCARD ALL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+from psycopg import pq
+
+from replay.records import Statement, param_is_binary
+
+_DEALLOCATE = re.compile(r'^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[\w$]+)', re.I)
+_DISCARD = re.compile(r"^\s*discard\s+all\b", re.I)
+# Only SQL that starts with these words can change the prepared names.
+_MAY_DEALLOCATE = re.compile(r"^\s*(?:deallocate|discard)\b", re.I)
+
+Prepared = dict[str, tuple[str, tuple[int, ...]]]
+
+
+def encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+class Step(NamedTuple):
+    """One protocol exchange of a statement: close, prepare or the execution itself."""
+
+    kind: str
+    send: Callable[[], None]
+    on_ok: Callable[[], None] | None = None
+
+
+def track(prepared: Prepared, sql: str) -> None:
+    """Keep the map of prepared names true after DEALLOCATE / DISCARD ALL."""
+    if not _MAY_DEALLOCATE.match(sql):
+        return
+    if _DISCARD.match(sql):
+        prepared.clear()
+    elif match := _DEALLOCATE.match(sql):
+        name = match[1]
+        if name.lower() == "all":
+            prepared.clear()
+        else:
+            prepared.pop(name[1:-1].replace('""', '"') if name[0] == '"' else name.lower(), None)
+
+
+def plan(pgconn: pq.abc.PGconn, statement: Statement, prepared: Prepared) -> list[Step]:
+    """The exchanges that send ``statement`` on ``pgconn``; the last one executes it."""
+    if statement.protocol == "simple":
+        text = statement.batch if statement.batch is not None else statement.sql
+        return [
+            Step("execute", lambda: pgconn.send_query(encode(text)), lambda: track(prepared, text))
+        ]
+    sql = encode(statement.sql)
+    values = statement.param_bytes()
+    formats = [int(param_is_binary(statement.param_formats, i)) for i in range(len(values))]
+    result_format = int(bool(statement.result_formats) and all(statement.result_formats))
+    declared = list(statement.param_types)
+    types = (declared + [0] * len(values))[: len(values)]
+    name = statement.statement_name
+    if not name:
+        return [
+            Step(
+                "execute",
+                lambda: pgconn.send_query_params(
+                    sql, values, types or None, formats or None, result_format
+                ),
+                lambda: track(prepared, statement.sql),
+            )
+        ]
+    key = (statement.sql, tuple(declared))
+    steps: list[Step] = []
+    bname = encode(name)
+    if prepared.get(name) != key:
+        if name in prepared:
+            steps.append(Step("close", lambda: pgconn.send_close_prepared(bname)))
+            prepared.pop(name)
+        steps.append(
+            Step(
+                "prepare",
+                lambda: pgconn.send_prepare(bname, sql, declared or None),
+                lambda: prepared.__setitem__(name, key),
+            )
+        )
+    steps.append(
+        Step(
+            "execute",
+            lambda: pgconn.send_query_prepared(bname, values, formats or None, result_format),
+        )
+    )
+    return steps
