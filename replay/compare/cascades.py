@@ -19,8 +19,8 @@ import pandas as pd
 
 from replay.compare.verdict import ERROR_STATUSES
 
-RECENT_FAILURES = 100_000
-PENDING_CASCADES = 100_000
+RECENT_FAILURES = 20_000
+PENDING_CASCADES = 20_000
 _TARGETS = ("baseline", "candidate", "baseline2")
 
 Key = tuple[str, int]
@@ -56,6 +56,8 @@ class CascadeTracker:
             self._recent.move_to_end(key)
             if len(self._recent) > self.recent_limit:
                 self._recent.popitem(last=False)
+        if not cascade.any():
+            return
         cascaded = frame.loc[cascade, ["session", "cascade_of"]]
         for session, origin in cascaded.itertuples(index=False):
             key = (str(session), int(origin))

@@ -17,7 +17,7 @@ from replay.errors import BadInput
 from replay.outcomes import outcomes_path
 
 IDENTITY_COLUMNS = ("session", "seq", "start", "fingerprint", "sql", "application_name")
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000
 
 
 def read_outcomes(report_folder: Path | str) -> pd.DataFrame:
