@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from replay.compare import FAIL_ON_LEVELS, classify, exit_code
+from replay.cli.options import fail_on_option, slower_factor_option
+from replay.compare import classify, exit_code
 from replay.errors import BadInput
 from replay.report import FORMATS, write_reports
 from replay.report.words import headline
@@ -29,13 +30,7 @@ def _formats(value: str) -> tuple[str, ...]:
     show_default=True,
     help="Comma-separated formats to write: html, md, json, junit.",
 )
-@click.option(
-    "--fail-on",
-    default="fails",
-    show_default=True,
-    type=click.Choice(FAIL_ON_LEVELS),
-    help="Exit 1 when a query class's verdict is at or above this level.",
-)
+@fail_on_option
 @click.option(
     "--max-examples",
     default=3,
@@ -43,13 +38,7 @@ def _formats(value: str) -> tuple[str, ...]:
     type=click.IntRange(min=1),
     help="Examples kept per query class.",
 )
-@click.option(
-    "--slower-factor",
-    default=2.0,
-    show_default=True,
-    type=click.FloatRange(min=1.0),
-    help="How many times slower than the baselines a class must be to be 'slower'.",
-)
+@slower_factor_option
 def report(
     folder: Path, formats: str, fail_on: str, max_examples: int, slower_factor: float
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from replay.compare import FAIL_ON_LEVELS
+from replay.cli.options import fail_on_option, slower_factor_option
 from replay.report.words import blame_text, finding_text, headline, one_line
 from replay.run import RunOptions, RunResult, run_replay
 from replay.selection import parse_time
@@ -108,21 +108,9 @@ def print_summary(result: RunResult) -> None:
 @click.option(
     "--app", "applications", multiple=True, help="Replay only this application_name's sessions."
 )
-@click.option(
-    "--fail-on",
-    default="fails",
-    show_default=True,
-    type=click.Choice(FAIL_ON_LEVELS),
-    help="Exit 1 when a query class's verdict is at or above this level.",
-)
+@fail_on_option
 @click.option("--no-noise", is_flag=True, help="No second baseline (noise not measured).")
-@click.option(
-    "--slower-factor",
-    default=2.0,
-    show_default=True,
-    type=click.FloatRange(min=1.0, min_open=True),
-    help="How many times slower than the baselines a class must be to be 'slower'.",
-)
+@slower_factor_option
 def run(no_noise: bool, **params: Any) -> None:
     """Replay a capture against a baseline and a migrated candidate; report what breaks.
 
