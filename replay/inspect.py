@@ -113,6 +113,4 @@ def inspect_capture(
     keep: Selection | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> CaptureSummary:
-    if warn is None:
-        return summarize(read_records(folder), keep)
     return summarize(read_records(folder, warn), keep)

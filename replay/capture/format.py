@@ -233,8 +233,10 @@ def _rebatch(record: Record, batches: dict[str, str]) -> Record:
     return record
 
 
-def read_records(folder: Path | str, warn: Warn = _log_warning) -> Iterator[Record]:
-    """Every record of a capture, streamed: each writer's segments in order."""
+def read_records(folder: Path | str, warn: Warn | None = None) -> Iterator[Record]:
+    """Every record of a capture, streamed: each writer's segments in order.
+
+    ``warn`` hears of torn or unreadable lines; by default they are logged."""
     batches: dict[str, str] = {}
     for segment in segments(folder):
-        yield from _segment_records(segment.path, warn, batches)
+        yield from _segment_records(segment.path, warn or _log_warning, batches)

@@ -108,7 +108,7 @@ def split_capture(
     count = 0
     first: float | None = None
     last: float | None = None
-    records = read_records(capture, warn) if warn else read_records(capture)
+    records = read_records(capture, warn)
     try:
         for record in records:
             if isinstance(record, Session):

@@ -22,18 +22,11 @@ from replay.wire.requests import RequestHandling
 
 
 class ConnectionTracker(RequestHandling, AnswerHandling):
-    """Protocol state of one connection, producing its records."""
+    """Protocol state of one connection, producing its records.
 
-    def __init__(
-        self,
-        session_id: str,
-        client: str,
-        start: float,
-        *,
-        digest_rows: bool = True,
-        copy_cap: int = 1 << 20,
-    ) -> None:
-        super().__init__(session_id, client, start, digest_rows=digest_rows, copy_cap=copy_cap)
+    Built with :class:`~replay.wire.state.ProtocolState`'s arguments: the session id, the
+    client address, the start time, and ``digest_rows``/``copy_cap``.
+    """
 
     @property
     def desynchronized(self) -> bool:
