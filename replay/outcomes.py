@@ -43,7 +43,8 @@ class TargetOutcome:
     digest_unordered: str | None = None
     sqlstate: str | None = None
     message: str | None = None
-    duration: float = 0.0
+    # Seconds; None where the statement was not timed (sent pipelined behind others).
+    duration: float | None = 0.0
     # The first rows as text, kept only where the targets' rows differ (for the report's
     # row-level diff); see replay.engine.result.keep_samples_where_rows_differ.
     sample: list[list[str | None]] | None = None

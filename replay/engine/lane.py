@@ -5,6 +5,12 @@ targets: a lane may run up to the session's window ahead. Lockstep would let two
 sessions block each other *across* targets (A waits for B's row lock on the baseline
 while B waits for A's on the candidate), which no server can detect as a deadlock.
 
+A lane may have several statements in flight (up to its connection's ``depth``), sent
+but not yet answered; what depends on an answer waits for it: an exclusive request
+(:mod:`replay.engine.encode`), a timed statement (alone, so its duration is the
+server's), a statement that is not sent (its outcome must come in order) and the later
+statements of a multi-statement Query (they take their outcomes from its answer).
+
 A lane whose connection is lost gets ``lost`` for that statement and ``skipped`` until
 the captured session was next outside a transaction; there it reconnects and
 continues. It remembers the first failure of the open transaction, so errors that
@@ -16,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from replay.engine.pipeline import PipelinedConnection
+from replay.engine.responses import Answer
 from replay.engine.result import IN_FAILED_TRANSACTION, lost_outcome, skipped_outcome
 from replay.engine.target import TargetConnection
 from replay.outcomes import TargetOutcome
@@ -52,24 +60,49 @@ class Lane:
     """The state of one target's replay of the current session."""
 
     name: str
-    connection: TargetConnection
-    position: int = 0
-    busy: bool = False
+    connection: TargetConnection | PipelinedConnection
+    position: int = 0  # statements of the session answered (or settled) on this lane
+    sent: int = 0  # statements sent or settled: position + those in flight
+    exclusive: bool = False  # what is in flight must stay alone
     lost_at: int | None = None
     failed_at: int | None = None
     boundary: bool = True
     batch: _Batch | None = None
     fd: int = -1  # the socket the event loop watches for this lane, if any
+    events: int = 0  # what the event loop watches it for
+
+    @property
+    def busy(self) -> bool:
+        return self.sent > self.position
 
     def begin(self, session: Session) -> None:
-        self.position, self.busy, self.batch = 0, False, None
+        self.position = self.sent = 0
+        self.batch, self.exclusive = None, False
         self.lost_at = self.failed_at = None
         self.boundary = True
         if not self.connection.begin(session):
             self.lost_at = 0
 
-    def start(self, statement: Statement, session: Session) -> TargetOutcome | None:
-        """Send ``statement``; an outcome right away when it is not sent."""
+    def may_send(self, statement: Statement, timed: bool) -> bool:
+        """Whether ``statement`` may go now, given what is in flight."""
+        connection = self.connection
+        flying = self.sent - self.position
+        if flying == 0:
+            return not connection.ready
+        if flying >= connection.depth or self.exclusive or timed:
+            return False
+        if statement.batch_index > 0 or not statement.replayable:
+            return False
+        if statement.protocol == "function" or not connection.connected:
+            return False
+        return not connection.exclusive(statement)
+
+    def start(
+        self, statement: Statement, session: Session, timed: bool = True
+    ) -> TargetOutcome | None:
+        """Send ``statement`` (after :meth:`may_send`); an outcome right away when it is
+        not sent."""
+        self.sent += 1
         if not statement.replayable or statement.protocol == "function":
             note = f": {statement.note}" if statement.note else ""
             return skipped_outcome(f"not replayable{note}")
@@ -87,16 +120,13 @@ class Lane:
                 self.lost_at = statement.seq
                 return lost_outcome(connection.error)
             self.lost_at = self.failed_at = None
-        connection.start(statement)
-        self.busy = True
-        if connection.done:  # it could not even be sent: the connection is lost
-            return self.finish(statement)
+        self.exclusive = self.exclusive or timed or connection.exclusive(statement)
+        connection.send(statement, timed)
         return None
 
-    def finish(self, statement: Statement) -> TargetOutcome:
-        """The outcome of the statement that was in flight, once the connection is done."""
-        self.busy = False
-        outcomes = self.connection.outcomes
+    def finish(self, statement: Statement, answer: Answer) -> TargetOutcome:
+        """The outcome of the oldest statement in flight, from its answer."""
+        outcomes = answer.outcomes
         if statement.batch is not None:
             self.batch = _Batch(statement.batch, statement.batch_index, outcomes)
             outcome = nth_outcome(outcomes, statement.batch_index)
@@ -107,12 +137,18 @@ class Lane:
             self.lost_at = statement.seq
         return outcome
 
-    def settle(self, statement: Statement, outcome: TargetOutcome) -> int | None:
-        """Move past ``statement``; the seq it cascades from, if it does."""
+    def settle(
+        self, statement: Statement, outcome: TargetOutcome, tx_status: str | None = None
+    ) -> int | None:
+        """Move past ``statement``, after which the target's transaction status is
+        ``tx_status`` (None: the connection's now); the seq it cascades from, if it does."""
         self.position += 1
+        if self.sent == self.position:
+            self.exclusive = False
         self.boundary = statement.tx_status in ("I", "")
-        connection = self.connection
-        failed = connection.in_failed_transaction
+        if tx_status is None:
+            tx_status = self.connection.tx_status
+        failed = tx_status == "E"
         cascade = None
         if outcome.sqlstate == IN_FAILED_TRANSACTION:
             cascade = self.failed_at

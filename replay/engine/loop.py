@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from replay.engine.lane import Lane
-from replay.engine.session import Emit, Pacer, SessionRun
+from replay.engine.pipeline import PipelinedConnection, encrypted
+from replay.engine.session import Emit, Pacer, SessionRun, Timing
 from replay.engine.split import SessionFile, read_session, read_statements
-from replay.engine.startup import Timeouts
+from replay.engine.startup import Timeouts, open_connection
 from replay.engine.target import TargetConnection
 from replay.outcomes import OutcomeRow, OutcomeWriter
 from replay.safety import Target
@@ -74,14 +75,18 @@ class Worker:
     pacer: Pacer | None = None
     stop: Callable[[], bool] = lambda: False
     tick: Callable[[], None] = lambda: None
+    depth: int = 1  # statements a session may have in flight per connection
     failures: int = 0
+    _timing: Timing | None = None
     _poller: Any = field(default_factory=select.poll)
     _watched: dict[int, tuple[_Slot, Lane]] = field(default_factory=dict)
 
     def run(self) -> int:
         """Replay every session; the number of sessions that failed."""
+        pipelined = {t.name: self.depth > 1 and _plaintext(t, self.timeouts) for t in self.targets}
+        self._timing = Timing() if any(pipelined.values()) else None
         slots = [
-            _Slot([Lane(t.name, TargetConnection(t, self.timeouts)) for t in self.targets])
+            _Slot([Lane(t.name, self._connection(t, pipelined[t.name])) for t in self.targets])
             for _ in range(max(1, self.slots))
         ]
         try:
@@ -97,6 +102,13 @@ class Worker:
                 for lane in slot.lanes:
                     lane.connection.close()
         return self.failures
+
+    def _connection(
+        self, target: Target, pipelined: bool
+    ) -> TargetConnection | PipelinedConnection:
+        if pipelined:
+            return PipelinedConnection(target, self.timeouts, self.depth)
+        return TargetConnection(target, self.timeouts)
 
     def _loop(self, slots: list[_Slot]) -> None:
         exhausted = False
@@ -118,7 +130,8 @@ class Worker:
                 if found is None or not found[1].busy or found[0].run is None:
                     continue
                 slot, lane = found
-                if self._guard(slot, slot.run.answer, lane):  # type: ignore[union-attr]
+                self._guard(slot, slot.run.answer, lane)  # type: ignore[union-attr]
+                if slot.run is not None:
                     self._advance(slot)
             now = time.monotonic()
             for slot in busy:
@@ -134,7 +147,9 @@ class Worker:
         for slot in slots:
             for lane in slot.lanes:
                 run = slot.run
-                if run is not None and lane.busy and self._guard(slot, run.answer, lane, now):
+                if run is None or not lane.busy:
+                    continue
+                if self._guard(slot, run.answer, lane, now) and slot.run is not None:
                     self._advance(slot)
         if self.stop():
             raise Stopped
@@ -153,6 +168,7 @@ class Worker:
                 read_statements(item.path),
                 self.emit,
                 pacer=self.pacer,
+                timing=self._timing,
             )
         except Exception:
             self._fail(slot)
@@ -185,22 +201,28 @@ class Worker:
         self.failures += 1
         self._unwatch(slot)
         for lane in slot.lanes:
-            lane.busy = False
+            lane.sent = lane.position
             lane.connection.close()
         slot.run = slot.item = None
         slot.due = math.inf
 
     def _watch(self, slot: _Slot) -> None:
-        """Watch the sockets of the slot's busy lanes, and only those."""
+        """Watch the sockets of the slot's busy lanes, and only those: for answers, and
+        for room to write when requests wait to be written."""
         for lane in slot.lanes:
-            want = lane.connection.socket if lane.busy else -1
+            connection = lane.connection
+            want = connection.socket if lane.busy else -1
+            events = _EVENTS | select.POLLOUT if connection.wants_write else _EVENTS
             if want == lane.fd:
+                if want >= 0 and events != lane.events:
+                    self._poller.modify(want, events)
+                    lane.events = events
                 continue
             self._drop(lane)
             if want >= 0:
-                self._poller.register(want, _EVENTS)
+                self._poller.register(want, events)
                 self._watched[want] = (slot, lane)
-                lane.fd = want
+                lane.fd, lane.events = want, events
 
     def _unwatch(self, slot: _Slot) -> None:
         for lane in slot.lanes:
@@ -216,3 +238,15 @@ class Worker:
 
 class Stopped(Exception):
     """Raised out of :meth:`Worker.run` when its owner asked it to stop."""
+
+
+def _plaintext(target: Target, timeouts: Timeouts) -> bool:
+    """Whether connections to ``target`` are unencrypted, so that the replay may use
+    their sockets itself (asked once per worker with a connection of its own)."""
+    pgconn, _startup, _error = open_connection(target.conninfo, None, timeouts)
+    if pgconn is None:
+        return False
+    try:
+        return not encrypted(pgconn)
+    finally:
+        pgconn.finish()

@@ -50,6 +50,7 @@ def _work(
     slots: int,
     timeouts: Timeouts,
     pacer: Pacer | None,
+    depth: int,
     shared: dict[str, Any],
     report: Connection,
 ) -> None:
@@ -76,7 +77,15 @@ def _work(
     with OutcomeWriter(out, part=index) as writer:
         tally = Tally(writer)
         worker = Worker(
-            targets, timeouts, slots, take, tally.emit, pacer, stop=stop.is_set, tick=tick
+            targets,
+            timeouts,
+            slots,
+            take,
+            tally.emit,
+            pacer,
+            stop=stop.is_set,
+            tick=tick,
+            depth=depth,
         )
         try:
             failures = worker.run()
@@ -98,6 +107,7 @@ def replay_in_processes(
     pacer: Pacer | None,
     processes: int,
     progress: Progress | None,
+    depth: int = 1,
 ) -> Totals:
     """Replay ``split`` with ``processes`` workers; rows, counts by target, failures."""
     context = multiprocessing.get_context("fork")
@@ -121,6 +131,7 @@ def replay_in_processes(
                     _share(jobs, processes, index),
                     timeouts,
                     pacer,
+                    depth,
                     shared,
                     send,
                 ),

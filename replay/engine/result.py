@@ -77,7 +77,7 @@ def keep_samples_where_rows_differ(outcomes: dict[str, TargetOutcome]) -> None:
             outcome.sample = None
 
 
-def _rows_from_tag(tag: str) -> int | None:
+def rows_from_tag(tag: str) -> int | None:
     last = tag.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else None
 
@@ -116,7 +116,7 @@ def outcome_of(
             digest_unordered=digest.unordered,
             duration=duration,
         )
-    outcome = TargetOutcome(status="ok", tag=tag, rows=_rows_from_tag(tag), duration=duration)
+    outcome = TargetOutcome(status="ok", tag=tag, rows=rows_from_tag(tag), duration=duration)
     if copied is not None:
         outcome.digest, outcome.digest_unordered = copied.ordered, copied.unordered
     return outcome
@@ -132,17 +132,8 @@ def skipped_outcome(reason: str) -> TargetOutcome:
     return TargetOutcome(status="skipped", message=reason)
 
 
-def ignore_notice(result: pq.abc.PGresult) -> None:
-    """Notices (e.g. 'there is no transaction in progress') are not outcomes."""
-
-
 def ends_connection(result: pq.abc.PGresult) -> bool:
     """Whether an error came with the end of its connection (docs Appendix A: 57P, 08)."""
     sqlstate = (result.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
     severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or b""
     return severity in (b"FATAL", b"PANIC") or sqlstate.startswith(("57P", "08"))
-
-
-def one_line(message: bytes) -> str:
-    lines = [line for line in message.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "cannot connect"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replay.engine.loop import Tally, Worker
+from replay.engine.pipeline import DEPTH
 from replay.engine.processes import replay_in_processes
 from replay.engine.session import Pacer
 from replay.engine.split import SplitCapture
@@ -32,12 +33,14 @@ Progress = Callable[[int, int], None]
 class EngineOptions:
     """``jobs``: sessions in flight at once; ``processes``: worker processes sharing
     them (None: one per CPU); ``speed``: captured pace divided by it (0: as fast as
-    possible)."""
+    possible); ``depth``: statements a session may have in flight on one connection
+    (1: each waits for the previous one's answer, and every statement is timed)."""
 
     jobs: int = 4
     speed: float = 0.0
     timeouts: Timeouts = field(default_factory=Timeouts)
     processes: int | None = None
+    depth: int = DEPTH
 
 
 @dataclass
@@ -94,6 +97,7 @@ def replay(
             pacer=pacer,
             processes=processes,
             progress=progress,
+            depth=options.depth,
         )
     else:
         statements, status, failures = _replay_here(split, targets, out, options, pacer, progress)
@@ -128,6 +132,7 @@ def _replay_here(
             take=lambda: next(sessions, None),
             emit=tally.emit,
             pacer=pacer,
+            depth=options.depth,
             tick=(lambda: progress(tally.statements, split.statements)) if progress else _nothing,
         )
         failures = worker.run()

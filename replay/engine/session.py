@@ -9,8 +9,15 @@ order than the capture shows cannot deadlock the replay (lock_timeout is the saf
 net). A row is written once every target answered.
 
 :class:`SessionRun` never blocks on an answer: :meth:`SessionRun.advance` sends what
-can be sent, :meth:`SessionRun.answer` takes an answer when the event loop
+can be sent, :meth:`SessionRun.answer` takes the answers that arrived when the event loop
 (:mod:`replay.engine.loop`) saw its lane's socket readable.
+
+Durations: a statement is timed only when it was alone in flight on its connection
+(:mod:`replay.engine.responses`). With pipelining, :class:`Timing` picks which
+statements go alone: every statement of a query class until the class has
+``FIRST_TIMED`` timings in this worker, then one in ``TIME_EVERY``, the same
+statements on every target. The others have no duration (None), and the
+comparison's latencies are those of the timed ones.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from replay.engine.lane import Lane
+from replay.engine.responses import Answer
 from replay.engine.result import keep_samples_where_rows_differ
 from replay.fingerprint import fingerprint, has_top_level_order_by
 from replay.outcomes import OutcomeRow, TargetOutcome
@@ -31,6 +39,24 @@ Emit = Callable[[OutcomeRow], None]
 # The order in which a cascade is attributed when several targets cascade.
 CASCADE_PRIORITY = ("candidate", "baseline", "baseline2")
 WINDOW = 1000
+FIRST_TIMED = 32
+TIME_EVERY = 16
+
+
+class Timing:
+    """Which statements are sent alone to be timed, by query class (one per worker)."""
+
+    def __init__(self, first: int = FIRST_TIMED, every: int = TIME_EVERY) -> None:
+        self.first = first
+        self.every = max(1, every)
+        self._seen: dict[str, int] = {}
+
+    def wants(self, query_class: str) -> bool:
+        seen = self._seen.get(query_class, 0)
+        if len(self._seen) >= 65536:
+            self._seen.clear()
+        self._seen[query_class] = seen + 1
+        return seen < self.first or seen % self.every == 0
 
 
 class Pacer:
@@ -52,6 +78,7 @@ class Pacer:
 class _Entry:
     statement: Statement
     row: OutcomeRow
+    timed: bool = True
     outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
     cascades: dict[str, int | None] = field(default_factory=dict)
 
@@ -68,12 +95,14 @@ class SessionRun:
         *,
         pacer: Pacer | None = None,
         window: int = WINDOW,
+        timing: Timing | None = None,
     ) -> None:
         self.lanes = lanes
         self.session = session
         self.emit = emit
         self.pacer = pacer
         self.window = window
+        self.timing = timing
         self.written = 0
         self._application = session.application_name or session.parameters.get(
             "application_name", ""
@@ -98,24 +127,29 @@ class SessionRun:
         while progressed:
             progressed = False
             for lane in self.lanes:
-                if lane.busy:
-                    continue
-                index = lane.position - self._base
-                if index == len(entries):
-                    upcoming = self._upcoming
-                    if upcoming is None or len(entries) >= self.window:
-                        continue
-                    due = self.pacer.delay(upcoming.start) if self.pacer else 0.0
-                    if due > 0:
-                        wait = min(wait, due)
-                        continue
-                    entries.append(_Entry(upcoming, _row(upcoming, self._application)))
-                    self._upcoming = next(self._stream, None)
-                entry = entries[index]
-                outcome = lane.start(entry.statement, self.session)
-                if outcome is not None:
-                    self._record(lane, entry, outcome)
-                    progressed = True
+                while True:
+                    index = lane.sent - self._base
+                    if index == len(entries):
+                        upcoming = self._upcoming
+                        if upcoming is None or len(entries) >= self.window:
+                            break
+                        due = self.pacer.delay(upcoming.start) if self.pacer else 0.0
+                        if due > 0:
+                            wait = min(wait, due)
+                            break
+                        entries.append(self._entry(upcoming))
+                        self._upcoming = next(self._stream, None)
+                    entry = entries[index]
+                    if not lane.may_send(entry.statement, entry.timed):
+                        break
+                    outcome = lane.start(entry.statement, self.session, entry.timed)
+                    if outcome is not None:
+                        self._record(lane, entry, outcome)
+                        progressed = True
+                connection = lane.connection
+                connection.flush()
+                if connection.ready:
+                    progressed = self._take(lane, connection.poll()) or progressed
         lanes = len(self.lanes)
         while entries and len(entries[0].outcomes) == lanes:
             self.emit(_finish(entries.popleft()))
@@ -123,21 +157,36 @@ class SessionRun:
             self.written += 1
         return wait
 
+    def _entry(self, statement: Statement) -> _Entry:
+        row = _row(statement, self._application)
+        timed = self.timing.wants(row.fingerprint) if self.timing is not None else True
+        return _Entry(statement, row, timed)
+
     def answer(self, lane: Lane, now: float | None = None) -> bool:
         """Read what ``lane`` has received (and enforce its watchdog when ``now`` is
-        given); True once its statement is done."""
+        given); True if it completed any answer."""
         connection = lane.connection
         if now is not None:
             connection.check_deadline(now)
-        if not connection.poll():
-            return False
-        entry = self._entries[lane.position - self._base]
-        self._record(lane, entry, lane.finish(entry.statement))
-        return True
+        return self._take(lane, connection.poll())
 
-    def _record(self, lane: Lane, entry: _Entry, outcome: TargetOutcome) -> None:
+    def _take(self, lane: Lane, answers: list[Answer]) -> bool:
+        """Settle ``lane``'s oldest statements in flight with ``answers``; after a lost
+        connection, the statements sent behind the lost one go again (or are skipped)."""
+        for answer in answers:
+            entry = self._entries[lane.position - self._base]
+            outcome = lane.finish(entry.statement, answer)
+            self._record(lane, entry, outcome, answer.tx_status)
+        if lane.sent > lane.position and not lane.connection.in_flight:
+            lane.sent = lane.position  # never answered: the connection was lost
+            lane.exclusive = False
+        return bool(answers)
+
+    def _record(
+        self, lane: Lane, entry: _Entry, outcome: TargetOutcome, tx_status: str | None = None
+    ) -> None:
         entry.outcomes[lane.name] = outcome
-        entry.cascades[lane.name] = lane.settle(entry.statement, outcome)
+        entry.cascades[lane.name] = lane.settle(entry.statement, outcome, tx_status)
 
     def abandon(self) -> None:
         """The run is stopping: cancel what is running and drop those connections."""
@@ -145,7 +194,7 @@ class SessionRun:
             if lane.busy:
                 lane.connection.cancel()
                 lane.connection.close()
-                lane.busy = False
+                lane.sent = lane.position
 
 
 def _priority(name: str) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from replay.records import Session
@@ -66,3 +67,31 @@ def startup_conninfo(conninfo: str, session: Session | None, timeouts: Timeouts)
     params["options"] = " ".join(options)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     return make_conninfo("", **params)
+
+
+def ignore_notice(result: pq.abc.PGresult) -> None:
+    """Notices (e.g. 'there is no transaction in progress') are not outcomes."""
+
+
+def one_line(message: bytes) -> str:
+    lines = [line for line in message.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "cannot connect"
+
+
+def open_connection(
+    conninfo: str, session: Session | None, timeouts: Timeouts
+) -> tuple[pq.abc.PGconn | None, str, str]:
+    """Connect with the session's startup parameters, else without them (a parameter
+    the target does not know must not cost the whole session): the connection, the
+    startup it was asked for, and the error when there is no connection."""
+    attempts = [startup_conninfo(conninfo, session, timeouts)]
+    attempts.append(startup_conninfo(conninfo, None, timeouts))
+    error = ""
+    for attempt in attempts:
+        pgconn = pq.PGconn.connect(attempt.encode("utf-8", "surrogateescape"))
+        if pgconn.status == pq.ConnStatus.OK:
+            pgconn.notice_handler = ignore_notice
+            return pgconn, attempts[0], ""
+        error = one_line(pgconn.error_message)
+        pgconn.finish()
+    return None, attempts[0], error

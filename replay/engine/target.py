@@ -1,10 +1,13 @@
-"""One replay connection to one target, driven at the libpq level.
+"""One replay connection to one target, driven at the libpq level, one statement at a time.
 
-A statement is sent the way the application sent it (:mod:`replay.engine.plan`).
-Sending and collecting are separate (:meth:`TargetConnection.start`, then
-:meth:`TargetConnection.poll` whenever its socket is readable, until done) so that one
-event loop drives many connections while the servers run them in parallel, and each
-result is timed when it arrives, not when it is read.
+The connection for targets reached over TLS or GSSAPI encryption, where the bytes on
+the socket are libpq's own (plaintext targets get the pipelined connection of
+:mod:`replay.engine.pipeline`). A statement is sent the way the application sent it
+(:mod:`replay.engine.plan`). Sending and collecting are separate
+(:meth:`TargetConnection.send`, then :meth:`TargetConnection.poll` whenever its socket
+is readable, until it returns the answer) so that one event loop drives many
+connections while the servers run them in parallel, and each result is timed when it
+arrives, not when it is read.
 
 A watchdog cancels a statement still running well past ``statement_timeout`` (the
 application may have turned the server-side timeout off) and drops a connection that
@@ -20,20 +23,31 @@ import psycopg
 from psycopg import pq
 
 from replay.digest import RowDigest
-from replay.engine.plan import Prepared, Step, encode, plan
+from replay.engine.plan import Prepared, Step, plan
+from replay.engine.responses import Answer
 from replay.engine.result import (
     ExecStatus,
     ends_connection,
     error_outcome,
-    ignore_notice,
     lost_outcome,
-    one_line,
     outcome_of,
 )
-from replay.engine.startup import WATCHDOG_GRACE, Timeouts, startup_conninfo
+from replay.engine.startup import (
+    WATCHDOG_GRACE,
+    Timeouts,
+    one_line,
+    open_connection,
+    startup_conninfo,
+)
 from replay.outcomes import TargetOutcome
 from replay.records import Session, Statement
 from replay.safety import Target
+
+_TX_STATUS = {
+    pq.TransactionStatus.IDLE: "I",
+    pq.TransactionStatus.INTRANS: "T",
+    pq.TransactionStatus.INERROR: "E",
+}
 
 
 @dataclass
@@ -48,6 +62,8 @@ class TargetConnection:
     outcomes: list[TargetOutcome] = field(default_factory=list)
     done: bool = True
     error: str = ""
+    depth: int = 1  # one statement in flight at a time
+    _reported: bool = True
     _steps: list[Step] = field(default_factory=list)
     _step: Step | None = None
     _sent: float = 0.0
@@ -64,12 +80,29 @@ class TargetConnection:
         return self.pgconn is not None and self.pgconn.status == pq.ConnStatus.OK
 
     @property
-    def in_failed_transaction(self) -> bool:
-        return self.connected and self.pgconn.transaction_status == pq.TransactionStatus.INERROR  # type: ignore[union-attr]
+    def tx_status(self) -> str:
+        """I, T or E as in ReadyForQuery; "" without a usable connection."""
+        if not self.connected:
+            return ""
+        assert self.pgconn is not None
+        return _TX_STATUS.get(pq.TransactionStatus(self.pgconn.transaction_status), "")
 
     @property
-    def idle(self) -> bool:
-        return self.connected and self.pgconn.transaction_status == pq.TransactionStatus.IDLE  # type: ignore[union-attr]
+    def in_flight(self) -> int:
+        return 0 if self._reported else 1
+
+    @property
+    def ready(self) -> bool:
+        """An answer is there to be taken without reading the socket."""
+        return self.done and not self._reported
+
+    wants_write = False
+
+    def exclusive(self, statement: Statement) -> bool:
+        return True
+
+    def flush(self) -> None:
+        """Everything is written when sent."""
 
     def begin(self, session: Session) -> bool:
         """Ready a connection for ``session``: reuse a clean one with the same startup."""
@@ -100,18 +133,10 @@ class TargetConnection:
     def connect(self, session: Session) -> bool:
         """(Re)connect with the session's startup parameters; False, with ``error``, if not."""
         self.close()
-        attempts = [startup_conninfo(self.target.conninfo, session, self.timeouts)]
-        # A parameter the target does not know must not cost the whole session.
-        attempts.append(startup_conninfo(self.target.conninfo, None, self.timeouts))
-        for conninfo in attempts:
-            pgconn = pq.PGconn.connect(encode(conninfo))
-            if pgconn.status == pq.ConnStatus.OK:
-                pgconn.notice_handler = ignore_notice
-                self.pgconn, self.startup, self.error = pgconn, attempts[0], ""
-                return True
-            self.error = one_line(pgconn.error_message)
-            pgconn.finish()
-        return False
+        self.pgconn, self.startup, self.error = open_connection(
+            self.target.conninfo, session, self.timeouts
+        )
+        return self.pgconn is not None
 
     def close(self) -> None:
         if self.pgconn is not None:
@@ -119,12 +144,18 @@ class TargetConnection:
         self.pgconn = None
         self.prepared.clear()
         self.done = True
+        self._reported = True
 
     # --- one statement -----------------------------------------------------------
 
+    def send(self, statement: Statement, timed: bool = True) -> None:
+        """Send ``statement`` (its first protocol exchange); then :meth:`poll` until it
+        returns the answer. Every statement is timed: it is alone in flight."""
+        self.start(statement)
+
     def start(self, statement: Statement, *, now: float | None = None) -> None:
-        """Send ``statement`` (its first protocol exchange); then :meth:`poll` until done."""
         self.outcomes = []
+        self._reported = False
         assert self.pgconn is not None
         self._steps = plan(self.pgconn, statement, self.prepared)
         self._steps.reverse()
@@ -147,8 +178,15 @@ class TargetConnection:
         except psycopg.OperationalError as exc:
             self._lose(str(exc))
 
-    def poll(self) -> bool:
-        """Read whatever has arrived without blocking; True once the statement is done."""
+    def poll(self) -> list[Answer]:
+        """Read whatever has arrived without blocking; the answer once there is one."""
+        if not self._read() or self._reported:
+            return []
+        self._reported = True
+        lost = bool(self.outcomes) and self.outcomes[-1].status == "lost"
+        return [Answer(self.outcomes, "" if lost else self.tx_status, lost=lost)]
+
+    def _read(self) -> bool:
         if self.done:
             return True
         pgconn = self.pgconn

@@ -1,0 +1,276 @@
+"""A target's answers read off the wire, for requests sent ahead of their answers.
+
+The pipelined connection (:mod:`replay.engine.pipeline`) writes a session's requests
+without waiting for each answer; the server still executes them one after the other
+and answers in order (PostgreSQL docs 55.2.4, "Pipelining"), every request ending with
+its ReadyForQuery. :class:`AnswerReader` splits the bytes that come back into messages
+and folds them into the answer of the oldest request in flight: one
+:class:`~replay.outcomes.TargetOutcome` per result (a multi-statement Query has
+several), equal to what :mod:`replay.engine.result` makes of libpq's results. Rows are
+digested as the DataRow bodies themselves, exactly as the capture digested them.
+
+A duration is only measured for a request that was alone on its connection for its
+whole flight: behind or ahead of others, the moment its answer is read says nothing
+about how long the server took for it. Such outcomes carry ``duration=None``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from struct import Struct
+
+from replay.digest import RowDigest
+from replay.engine.result import (
+    IN_FAILED_TRANSACTION,
+    SAMPLE_ROWS,
+    TIMEOUT_SQLSTATES,
+    lost_outcome,
+    rows_from_tag,
+)
+from replay.outcomes import TargetOutcome
+
+__all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
+
+_HEADER = Struct("!cI")
+_INT16 = Struct("!h")
+_INT32 = Struct("!i")
+_FIELD_TAIL = Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """One captured statement's request: its bytes and what its answer needs."""
+
+    data: bytes
+    sql: str = ""
+    copy_in: bytes | None = None  # the data a COPY FROM STDIN sends
+    extended: bool = False  # a COPY in the extended protocol ends with a Sync of its own
+    prepares: tuple[str, object] | None = None  # (name, key) its Parse (re)prepares
+    exclusive: bool = False  # nothing else may be in flight with it
+    sent: float = 0.0
+    alone: bool = True  # the only request in flight from its sending to its answer
+    parsed: bool = False  # its named Parse succeeded
+    outcomes: list[TargetOutcome] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Answer:
+    """The complete answer to one request; ``lost`` when the connection broke first."""
+
+    outcomes: list[TargetOutcome]
+    tx_status: str  # I (idle), T (in a transaction), E (failed transaction), "" unknown
+    request: Request | None = None
+    lost: bool = False
+
+
+def lost_answer(message: str, request: Request | None, now: float) -> Answer:
+    outcomes = list(request.outcomes) if request is not None else []
+    duration = now - request.sent if request is not None else 0.0
+    outcomes.append(lost_outcome(message, duration))
+    return Answer(outcomes, "", request, lost=True)
+
+
+_COLUMNS: dict[bytes, tuple[str, tuple[bool, ...]]] = {}
+_COLUMNS_LIMIT = 4096
+
+
+def describe_columns(body: bytes) -> tuple[str, tuple[bool, ...]]:
+    """A RowDescription body as the JSON list of ``[name, type_oid]`` (as
+    :func:`replay.engine.result.columns_json` gives it) and which columns are binary."""
+    known = _COLUMNS.get(body)
+    if known is not None:
+        return known
+    (count,) = _INT16.unpack_from(body, 0)
+    pos = 2
+    columns: list[list[object]] = []
+    binary: list[bool] = []
+    for _ in range(count):
+        end = body.index(b"\0", pos)
+        name = body[pos:end].decode("utf-8", "replace")
+        _table, _attnum, type_oid, _len, _mod, fmt = _FIELD_TAIL.unpack_from(body, end + 1)
+        columns.append([name, type_oid])
+        binary.append(fmt == 1)
+        pos = end + 1 + _FIELD_TAIL.size
+    known = (json.dumps(columns, separators=(",", ":"), ensure_ascii=False), tuple(binary))
+    if len(_COLUMNS) >= _COLUMNS_LIMIT:
+        _COLUMNS.clear()
+    _COLUMNS[body] = known
+    return known
+
+
+def error_fields(body: bytes) -> dict[str, str]:
+    """The fields of an ErrorResponse or NoticeResponse body, by their code letter."""
+    fields: dict[str, str] = {}
+    for part in body.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
+    return fields
+
+
+def ends_connection(fields: dict[str, str]) -> bool:
+    """Whether an error comes with the end of its connection (docs Appendix A: 57P, 08)."""
+    severity = fields.get("V") or fields.get("S") or ""
+    sqlstate = fields.get("C", "")
+    return severity in ("FATAL", "PANIC") or sqlstate.startswith(("57P", "08"))
+
+
+def sample_rows(bodies: list[bytes], binary: tuple[bool, ...]) -> list[list[str | None]]:
+    """DataRow bodies as the text sample a report's row diff shows."""
+    sample: list[list[str | None]] = []
+    for body in bodies:
+        (count,) = _INT16.unpack_from(body, 0)
+        pos = 2
+        row: list[str | None] = []
+        for col in range(count):
+            (size,) = _INT32.unpack_from(body, pos)
+            pos += 4
+            if size < 0:
+                row.append(None)
+                continue
+            value = body[pos : pos + size]
+            pos += size
+            is_binary = binary[col] if col < len(binary) else False
+            row.append("\\x" + value.hex() if is_binary else value.decode("utf-8", "replace"))
+        sample.append(row)
+    return sample
+
+
+class AnswerReader:
+    """Folds the server's messages into the answers of the requests in flight."""
+
+    def __init__(self) -> None:
+        self.pending: deque[Request] = deque()
+        self.copy_wanted: Request | None = None  # a COPY FROM STDIN waits for its data
+        self.fatal: str | None = None  # the connection is ending, with this message
+        self._buffer = b""
+        self._mark = 0.0  # when the current request's previous result ended
+        self._columns = "[]"
+        self._binary: tuple[bool, ...] = ()
+        self._digest: RowDigest | None = None
+        self._copied: RowDigest | None = None
+        self._sample: list[bytes] = []
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def add(self, request: Request, now: float) -> None:
+        """A request went out: its answer is the next one after those already pending."""
+        request.sent = now
+        if self.pending:
+            self.pending[-1].alone = False
+            request.alone = False
+        else:
+            self._mark = now
+        self.pending.append(request)
+
+    def feed(self, data: bytes, now: float) -> list[Answer]:
+        """Take bytes from the server; the answers they complete, oldest first."""
+        buffer = self._buffer + data if self._buffer else data
+        answers: list[Answer] = []
+        pos, size = 0, len(buffer)
+        while size - pos >= 5 and self.fatal is None:
+            kind, length = _HEADER.unpack_from(buffer, pos)
+            end = pos + 1 + length
+            if end > size:
+                break
+            answer = self._message(kind, buffer[pos + 5 : end], now)
+            if answer is not None:
+                answers.append(answer)
+            pos = end
+        self._buffer = buffer[pos:]
+        return answers
+
+    def _message(self, kind: bytes, body: bytes, now: float) -> Answer | None:
+        if kind == b"D":
+            if self._digest is not None:
+                self._digest.add_datarow(body)
+                if len(self._sample) < SAMPLE_ROWS:
+                    self._sample.append(body)
+        elif kind == b"T":
+            self._columns, self._binary = describe_columns(body)
+            self._digest, self._sample = RowDigest(), []
+        elif kind == b"C":
+            self._result(self._complete(body[:-1].decode("utf-8", "replace"), now))
+        elif kind == b"Z":
+            return self._ready(chr(body[0]) if body else "", now)
+        elif kind == b"E":
+            self._error(body, now)
+        elif kind == b"I":
+            self._result(TargetOutcome(status="ok", tag="", duration=self._duration(now)))
+        elif kind == b"1":
+            if self.pending:
+                self.pending[0].parsed = True
+        elif kind == b"G":
+            self.copy_wanted = self.pending[0] if self.pending else None
+        elif kind == b"H":
+            self._copied = RowDigest()
+        elif kind == b"d":
+            if self._copied is not None:
+                self._copied.add_datarow(body)
+        elif kind == b"W":
+            self.fatal = "COPY BOTH (replication) is not replayed"
+        # 2 3 n t s (Bind/Close complete, NoData, ParameterDescription, PortalSuspended),
+        # c (CopyDone), N (notices), S (ParameterStatus), A (notifications): no outcome.
+        return None
+
+    def _duration(self, now: float) -> float | None:
+        head = self.pending[0] if self.pending else None
+        if head is None or not head.alone:
+            return None
+        duration, self._mark = now - self._mark, now
+        return duration
+
+    def _complete(self, tag: str, now: float) -> TargetOutcome:
+        digest, copied = self._digest, self._copied
+        self._digest = self._copied = None
+        if digest is not None:
+            sample, self._sample = self._sample, []
+            outcome = TargetOutcome(
+                status="ok",
+                tag=tag,
+                rows=digest.rows,
+                columns=self._columns,
+                digest=digest.ordered,
+                digest_unordered=digest.unordered,
+                duration=self._duration(now),
+                sample=sample_rows(sample, self._binary) if sample else [],
+            )
+            return outcome
+        outcome = TargetOutcome(
+            status="ok", tag=tag, rows=rows_from_tag(tag), duration=self._duration(now)
+        )
+        if copied is not None:
+            outcome.digest, outcome.digest_unordered = copied.ordered, copied.unordered
+        return outcome
+
+    def _error(self, body: bytes, now: float) -> None:
+        self._digest = self._copied = None
+        self.copy_wanted = None
+        fields = error_fields(body)
+        message = fields.get("M", "")
+        if ends_connection(fields):
+            self.fatal = message or "connection terminated"
+            return
+        sqlstate = fields.get("C")
+        self._result(
+            TargetOutcome(
+                status="timeout" if sqlstate in TIMEOUT_SQLSTATES else "error",
+                sqlstate=sqlstate,
+                message=message,
+                duration=self._duration(now),
+            )
+        )
+
+    def _result(self, outcome: TargetOutcome) -> None:
+        if self.pending:
+            self.pending[0].outcomes.append(outcome)
+
+    def _ready(self, status: str, now: float) -> Answer | None:
+        if not self.pending:
+            return None  # not ours (nothing is in flight)
+        request = self.pending.popleft()
+        self._mark = now
+        return Answer(request.outcomes, status, request)
