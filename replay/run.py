@@ -26,7 +26,15 @@ from replay.blame import blame
 from replay.capture.format import capture_meta
 from replay.clone import Clones
 from replay.compare import FAIL_ON_LEVELS, Findings, classify, exit_code
-from replay.engine import EngineOptions, ReplayCounts, Selection, Timeouts, replay, split_capture
+from replay.engine import (
+    DEPTH,
+    EngineOptions,
+    ReplayCounts,
+    Selection,
+    Timeouts,
+    replay,
+    split_capture,
+)
 from replay.errors import BadInput, SetupError
 from replay.recorded_command import run_recorded
 from replay.report import write_reports
@@ -57,6 +65,7 @@ class RunOptions:
     noise: bool = True
     jobs: int = 4
     speed: float = 0.0
+    pipeline_depth: int = DEPTH
     statement_timeout: float = 30.0
     lock_timeout: float = 5.0
     since: float | None = None
@@ -197,6 +206,7 @@ def run_replay(
                 jobs=options.jobs,
                 speed=options.speed,
                 timeouts=Timeouts(options.statement_timeout, options.lock_timeout),
+                depth=options.pipeline_depth,
             )
             counts = replay(split, targets, out, engine, progress)
             if counts.failed_sessions:

@@ -52,10 +52,14 @@ class Selection:
     applications: frozenset[str] = frozenset()
 
     def wants(self, statement: Statement, application: str = "") -> bool:
-        if self.since is not None and statement.start < self.since:
+        return self.wants_at(statement.start, statement.sql, application)
+
+    def wants_at(self, start: float, sql: str, application: str = "") -> bool:
+        """Whether a statement of ``sql`` that started at ``start`` is selected."""
+        if self.since is not None and start < self.since:
             return False
-        if self.until is not None and statement.start > self.until:
+        if self.until is not None and start > self.until:
             return False
         if self.applications and application not in self.applications:
             return False
-        return not self.classes or fingerprint(statement.sql) in self.classes
+        return not self.classes or fingerprint(sql) in self.classes

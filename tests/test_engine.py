@@ -39,9 +39,29 @@ def targets(pg_server) -> Iterator[list[Target]]:
         pg_server.drop_database(name)
 
 
+# Each test runs with every connection kind: libpq one statement at a time, pipelined
+# with timed statements sampled (the default), and pipelined with no statement sent
+# alone to be timed (so that everything that can be in flight together is).
+MODES = {
+    "libpq": {"depth": 1},
+    "pipelined": {},
+    "pipelined-untimed": {"timing": (0, 0)},
+}
+_mode: dict[str, object] = {}
+
+
+@pytest.fixture(autouse=True, params=list(MODES))
+def engine_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    _mode.clear()
+    _mode.update(MODES[request.param])
+    yield request.param
+    _mode.clear()
+
+
 def run(
     tmp_path: Path, targets: list[Target], sessions: list[SessionScript], **options
 ) -> dict[tuple[str, int], OutcomeRow]:
+    options = {**_mode, **options}
     selection = options.pop("selection", None)
     capture = write_capture(tmp_path / "capture", sessions)
     work = tmp_path / "split"

@@ -201,7 +201,8 @@ def capture_meta(folder: Path | str) -> dict[str, Any]:
     return read_header(segments(folder)[0].path)
 
 
-def _segment_records(segment: Path, warn: Warn, batches: dict[str, str]) -> Iterator[Record]:
+def _segment_lines(segment: Path, warn: Warn) -> Iterator[tuple[int, bytes]]:
+    """The complete record lines of a segment, with their offsets."""
     read_header(segment)
     with segment.open("rb") as handle:
         offset = len(handle.readline())
@@ -212,13 +213,47 @@ def _segment_records(segment: Path, warn: Warn, batches: dict[str, str]) -> Iter
                     "(the writer was stopped mid-line)"
                 )
                 return
-            try:
-                record = record_from_json(json.loads(raw))
-            except (ValueError, KeyError, TypeError) as exc:
-                warn(f"{segment}: unreadable record at offset {offset} skipped ({exc})")
-            else:
-                yield _rebatch(record, batches)
+            yield offset, raw
             offset += len(raw)
+
+
+def _segment_records(segment: Path, warn: Warn, batches: dict[str, str]) -> Iterator[Record]:
+    for offset, raw in _segment_lines(segment, warn):
+        try:
+            record = record_from_json(json.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            warn(f"{segment}: unreadable record at offset {offset} skipped ({exc})")
+        else:
+            yield _rebatch(record, batches)
+
+
+_REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "statement": {"session": str, "seq": int, "start": (int, float), "sql": str},
+    "session": {"id": str, "start": (int, float)},
+    "session_end": {"id": str},
+}
+
+
+def read_raw(
+    folder: Path | str, warn: Warn | None = None
+) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Every record of a capture as its decoded JSON object and its line, unchanged, for
+    a reader that passes lines on (the replay's split): the same lines as
+    :func:`read_records`, with the fields every record needs checked, not the rest."""
+    for segment in segments(folder):
+        for offset, raw in _segment_lines(segment.path, warn or _log_warning):
+            try:
+                obj = json.loads(raw)
+                required = _REQUIRED[obj["type"]]
+                for key, kind in required.items():
+                    if not isinstance(obj[key], kind):
+                        raise TypeError(f"{key} is {type(obj[key]).__name__}")
+            except (ValueError, KeyError, TypeError) as exc:
+                (warn or _log_warning)(
+                    f"{segment.path}: unreadable record at offset {offset} skipped ({exc})"
+                )
+            else:
+                yield obj, raw
 
 
 def _rebatch(record: Record, batches: dict[str, str]) -> Record:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from replay.cli.options import fail_on_option, slower_factor_option
+from replay.engine import DEPTH
 from replay.report.words import blame_text, finding_text, headline, one_line
 from replay.run import RunOptions, RunResult, run_replay
 from replay.selection import parse_time
@@ -91,6 +92,14 @@ def print_summary(result: RunResult) -> None:
     show_default=True,
     type=click.FloatRange(min=0),
     help="Captured pace times FACTOR (2 = twice as fast); 0 = as fast as possible.",
+)
+@click.option(
+    "--pipeline-depth",
+    default=DEPTH,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Statements a session may have in flight on one connection, sent without "
+    "waiting for the previous answer (1: wait for each; every statement timed).",
 )
 @click.option("--statement-timeout", default=30.0, show_default=True, type=float, help="Seconds.")
 @click.option("--lock-timeout", default=5.0, show_default=True, type=float, help="Seconds.")

@@ -13,7 +13,7 @@ folded here into one :class:`ClassState` per query class:
   4,096 sessions, then estimated (about 1.6 % standard error);
 - application names, overall and per verdict: exact up to ``APPLICATION_LIMIT`` names per
   class, further names are not listed;
-- latency of the statements both sides answered (baseline, candidate, and the slower of
+- latency of the statements both sides answered and timed (baseline, candidate, and the slower of
   the two baselines): :class:`QuantileSketch`, exact up to 2,048 statements per class,
   then within 0.5 %;
 - run-wide: the baselines' timing differences (the ``slower`` rule's jitter floor), exact
@@ -162,6 +162,12 @@ class Accumulator:
 
     def _add_latency(self, own: pd.DataFrame) -> None:
         answered = own[_status(own, "baseline") & _status(own, "candidate")]
+        # Only statements timed on both sides: a pipelined statement has no duration.
+        timed = (
+            _numbers(answered, "baseline_duration").notna()
+            & _numbers(answered, "candidate_duration").notna()
+        )
+        answered = answered[timed]
         if answered.empty:
             return
         base = _numbers(answered, "baseline_duration")

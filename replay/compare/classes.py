@@ -65,7 +65,8 @@ def outcome_of(row: Mapping[str, Any], target: str) -> Outcome | None:
     if outcome["rows"] is not None:
         outcome["rows"] = int(outcome["rows"])
     outcome["columns"] = json.loads(outcome["columns"] or "[]")
-    outcome["duration"] = round(float(outcome["duration"] or 0.0), 6)
+    if outcome["duration"] is not None:  # None: not timed (sent pipelined)
+        outcome["duration"] = round(float(outcome["duration"]), 6)
     sample = native(row.get(f"{target}_sample"))
     if sample is not None:
         outcome["sample"] = sample

@@ -8,11 +8,13 @@ statement.
 
 from __future__ import annotations
 
+from replay.engine.pipeline import DEPTH
 from replay.engine.runner import EngineOptions, ReplayCounts, replay
 from replay.engine.split import Selection, SplitCapture, split_capture
 from replay.engine.startup import Timeouts
 
 __all__ = [
+    "DEPTH",
     "EngineOptions",
     "ReplayCounts",
     "Selection",

@@ -76,6 +76,7 @@ class Worker:
     stop: Callable[[], bool] = lambda: False
     tick: Callable[[], None] = lambda: None
     depth: int = 1  # statements a session may have in flight per connection
+    timing: tuple[int, int] = (0, 1)  # timed per query class: the first N, then 1 in M
     failures: int = 0
     _timing: Timing | None = None
     _poller: Any = field(default_factory=select.poll)
@@ -84,7 +85,7 @@ class Worker:
     def run(self) -> int:
         """Replay every session; the number of sessions that failed."""
         pipelined = {t.name: self.depth > 1 and _plaintext(t, self.timeouts) for t in self.targets}
-        self._timing = Timing() if any(pipelined.values()) else None
+        self._timing = Timing(*self.timing) if any(pipelined.values()) else None
         slots = [
             _Slot([Lane(t.name, self._connection(t, pipelined[t.name])) for t in self.targets])
             for _ in range(max(1, self.slots))

@@ -51,6 +51,7 @@ def _work(
     timeouts: Timeouts,
     pacer: Pacer | None,
     depth: int,
+    timing: tuple[int, int],
     shared: dict[str, Any],
     report: Connection,
 ) -> None:
@@ -86,6 +87,7 @@ def _work(
             stop=stop.is_set,
             tick=tick,
             depth=depth,
+            timing=timing,
         )
         try:
             failures = worker.run()
@@ -108,6 +110,7 @@ def replay_in_processes(
     processes: int,
     progress: Progress | None,
     depth: int = 1,
+    timing: tuple[int, int] = (0, 1),
 ) -> Totals:
     """Replay ``split`` with ``processes`` workers; rows, counts by target, failures."""
     context = multiprocessing.get_context("fork")
@@ -132,6 +135,7 @@ def replay_in_processes(
                     timeouts,
                     pacer,
                     depth,
+                    timing,
                     shared,
                     send,
                 ),

@@ -20,7 +20,7 @@ from pathlib import Path
 from replay.engine.loop import Tally, Worker
 from replay.engine.pipeline import DEPTH
 from replay.engine.processes import replay_in_processes
-from replay.engine.session import Pacer
+from replay.engine.session import FIRST_TIMED, TIME_EVERY, Pacer
 from replay.engine.split import SplitCapture
 from replay.engine.startup import Timeouts
 from replay.outcomes import OutcomeWriter
@@ -41,6 +41,8 @@ class EngineOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     processes: int | None = None
     depth: int = DEPTH
+    # Statements timed per query class: the first N, then one in M (0: none).
+    timing: tuple[int, int] = (FIRST_TIMED, TIME_EVERY)
 
 
 @dataclass
@@ -98,6 +100,7 @@ def replay(
             processes=processes,
             progress=progress,
             depth=options.depth,
+            timing=options.timing,
         )
     else:
         statements, status, failures = _replay_here(split, targets, out, options, pacer, progress)
@@ -133,6 +136,7 @@ def _replay_here(
             emit=tally.emit,
             pacer=pacer,
             depth=options.depth,
+            timing=options.timing,
             tick=(lambda: progress(tally.statements, split.statements)) if progress else _nothing,
         )
         failures = worker.run()

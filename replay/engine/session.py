@@ -48,7 +48,7 @@ class Timing:
 
     def __init__(self, first: int = FIRST_TIMED, every: int = TIME_EVERY) -> None:
         self.first = first
-        self.every = max(1, every)
+        self.every = every  # 0: none after the first
         self._seen: dict[str, int] = {}
 
     def wants(self, query_class: str) -> bool:
@@ -56,7 +56,7 @@ class Timing:
         if len(self._seen) >= 65536:
             self._seen.clear()
         self._seen[query_class] = seen + 1
-        return seen < self.first or seen % self.every == 0
+        return seen < self.first or (self.every > 0 and seen % self.every == 0)
 
 
 class Pacer:

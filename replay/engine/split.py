@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from replay.capture.format import Warn, capture_meta, read_records
-from replay.records import Session, SessionEnd, Statement
+from replay.capture.format import Warn, capture_meta, read_raw
+from replay.records import Session, Statement
 from replay.selection import Selection
 
 
@@ -58,12 +58,12 @@ class _Handles:
 
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
-        self._open: OrderedDict[Path, IO[str]] = OrderedDict()
+        self._open: OrderedDict[Path, IO[bytes]] = OrderedDict()
 
-    def get(self, path: Path) -> IO[str]:
+    def get(self, path: Path) -> IO[bytes]:
         handle = self._open.pop(path, None)
         if handle is None:
-            handle = path.open("a", encoding="utf-8")
+            handle = path.open("ab")
             while len(self._open) >= self.limit:
                 self._open.popitem(last=False)[1].close()
         self._open[path] = handle
@@ -80,8 +80,8 @@ class _Handles:
         self._open.clear()
 
 
-def _dump(obj: dict[str, object]) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+def _dump(obj: dict[str, object]) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 def _application(sessions: dict[str, _OpenSession], session: str) -> str:
@@ -108,34 +108,46 @@ def split_capture(
     count = 0
     first: float | None = None
     last: float | None = None
-    records = read_records(capture, warn)
+    # Statement lines are copied as the capture has them (a batch's text stays with its
+    # first statement, as read_statements expects): decoding each into a Statement and
+    # encoding it again cost more than the rest of the split.
     try:
-        for record in records:
-            if isinstance(record, Session):
-                open_sessions[record.id] = _OpenSession(record)
-                if record.database:
-                    databases.add(record.database)
-            elif isinstance(record, SessionEnd):
-                state = open_sessions.pop(record.id, None)
-                if state is not None and state.path is not None:
-                    handles.close(state.path)
-            elif isinstance(record, Statement) and selection.wants(
-                record, _application(open_sessions, record.session)
-            ):
-                state = open_sessions.get(record.session)
+        for obj, raw in read_raw(capture, warn):
+            kind = obj["type"]
+            if kind == "statement":
+                session_id, start = obj["session"], obj["start"]
+                if not selection.wants_at(
+                    start, obj["sql"], _application(open_sessions, session_id)
+                ):
+                    continue
+                state = open_sessions.get(session_id)
                 if state is None:  # its Session record is missing: replay it plainly
-                    state = open_sessions[record.session] = _OpenSession(
-                        Session(id=record.session, start=record.start)
+                    state = open_sessions[session_id] = _OpenSession(
+                        Session(id=session_id, start=start)
                     )
                 if state.path is None:
                     state.path = folder / f"session-{len(order):08d}.jsonl"
-                    state.first = record.start
-                    order.append(SessionFile(record.start, state.path))
+                    state.first = start
+                    order.append(SessionFile(start, state.path))
                     handles.get(state.path).write(_dump(state.session.to_json()))
-                handles.get(state.path).write(_dump(record.to_json()))
+                handles.get(state.path).write(raw)
                 count += 1
-                first = record.start if first is None else min(first, record.start)
-                last = record.start if last is None else max(last, record.start)
+                first = start if first is None else min(first, start)
+                last = start if last is None else max(last, start)
+            elif kind == "session":
+                try:
+                    session = Session.from_json(obj)
+                except TypeError as exc:
+                    if warn is not None:
+                        warn(f"unreadable session record skipped ({exc})")
+                    continue
+                open_sessions[session.id] = _OpenSession(session)
+                if session.database:
+                    databases.add(session.database)
+            elif kind == "session_end":
+                ended = open_sessions.pop(obj["id"], None)
+                if ended is not None and ended.path is not None:
+                    handles.close(ended.path)
     finally:
         handles.close_all()
     order.sort()

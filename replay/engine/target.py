@@ -277,6 +277,7 @@ class TargetConnection:
     def _lose(self, message: str) -> None:
         self.outcomes.append(lost_outcome(message, time.perf_counter() - self._sent))
         self.close()
+        self._reported = False  # the lost outcome is still to be taken
 
     @property
     def socket(self) -> int:
