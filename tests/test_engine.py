@@ -340,7 +340,7 @@ def test_handles_are_bounded(tmp_path):
     paths = [tmp_path / f"f{i}" for i in range(5)]
     for _ in range(3):
         for path in paths:
-            handles.get(path).write("x\n")
+            handles.get(path).write(b"x\n")
             assert len(handles._open) <= 2
     handles.close_all()
     assert all(p.read_text() == "x\n" * 3 for p in paths)
