@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import orjson
+
 from replay.errors import BadInput
 
 OUTCOMES_FILE = "outcomes.jsonl"
@@ -109,8 +111,6 @@ _IDENTITY = (
     "cascade_of",
 )
 _OUTCOME_FIELDS = tuple(TargetOutcome.__dataclass_fields__)
-# One encoder for every row: json.dumps with options builds a new one per call.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @lru_cache(maxsize=16)
@@ -130,11 +130,12 @@ class OutcomeWriter:
     def __init__(self, folder: Path | str, part: int | None = None) -> None:
         self.path = Path(folder) / OUTCOMES_FILE if part is None else part_path(folder, part)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+        self._file: IO[bytes] = self.path.open("wb")
         self.rows = 0
 
     def write(self, row: OutcomeRow) -> None:
-        self._file.write(_encode(row.to_flat()) + "\n")
+        # orjson: a tenth of the json module's time, on the replay's hottest path.
+        self._file.write(orjson.dumps(row.to_flat()) + b"\n")
         self.rows += 1
 
     def close(self) -> None:

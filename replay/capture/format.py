@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from replay.errors import CaptureError
 from replay.records import Record, SessionEnd, Statement, record_from_json
 
@@ -243,7 +245,7 @@ def read_raw(
     for segment in segments(folder):
         for offset, raw in _segment_lines(segment.path, warn or _log_warning):
             try:
-                obj = json.loads(raw)
+                obj = orjson.loads(raw)
                 required = _REQUIRED[obj["type"]]
                 for key, kind in required.items():
                     if not isinstance(obj[key], kind):

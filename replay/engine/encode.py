@@ -17,6 +17,7 @@ DISCARD (the map of prepared names).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from struct import Struct
 
 from replay.engine.plan import Prepared, encode
@@ -71,31 +72,52 @@ def copy_in(data: bytes | None, extended: bool) -> bytes:
     return out + _SYNC if extended else out
 
 
-def request(statement: Statement, prepared: Prepared) -> Request:
-    """The request that sends ``statement``, given the names prepared on the connection."""
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A request's bytes that do not depend on the connection: built once per statement
+    and sent to every target (all but executions of named statements)."""
+
+    data: bytes
+    sql: str
+    extended: bool
+    exclusive: bool
+
+
+def wire(statement: Statement) -> Wire | None:
+    """The bytes every target gets for ``statement``; None for a named statement's
+    execution, whose bytes depend on what the connection has prepared."""
     if statement.protocol == "simple":
         text = statement.batch if statement.batch is not None else statement.sql
+        return Wire(query(text), text, False, _EXCLUSIVE.search(text) is not None)
+    if statement.statement_name:
+        return None
+    values = statement.param_bytes()
+    declared = list(statement.param_types)
+    types = (declared + [0] * len(values))[: len(values)]
+    data = _parse(b"", encode(statement.sql), types) + _bind(b"", statement, values)
+    exclusive = _EXCLUSIVE.search(statement.sql) is not None
+    return Wire(data + _DESCRIBE_EXECUTE_SYNC, statement.sql, True, exclusive)
+
+
+def request(statement: Statement, prepared: Prepared, shared: Wire | None = None) -> Request:
+    """The request that sends ``statement``, given the names prepared on the connection
+    (and the statement's :func:`wire`, when already built)."""
+    if shared is None and not statement.statement_name:
+        shared = wire(statement)
+    if shared is not None:
+        copy = statement.copy_bytes() if statement.copy_data is not None else None
         return Request(
-            query(text),
-            sql=text,
-            copy_in=statement.copy_bytes(),
-            exclusive=_EXCLUSIVE.search(text) is not None,
+            shared.data,
+            sql=shared.sql,
+            copy_in=copy,
+            extended=shared.extended,
+            exclusive=shared.exclusive,
         )
     sql = encode(statement.sql)
     values = statement.param_bytes()
     declared = list(statement.param_types)
     name = statement.statement_name
     exclusive = _EXCLUSIVE.search(statement.sql) is not None
-    if not name:
-        types = (declared + [0] * len(values))[: len(values)]
-        data = _parse(b"", sql, types) + _bind(b"", statement, values) + _DESCRIBE_EXECUTE_SYNC
-        return Request(
-            data,
-            sql=statement.sql,
-            copy_in=statement.copy_bytes(),
-            extended=True,
-            exclusive=exclusive,
-        )
     key = (statement.sql, tuple(declared))
     bname = encode(name)
     data = _bind(bname, statement, values) + _DESCRIBE_EXECUTE_SYNC

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from replay.engine.encode import Wire
 from replay.engine.pipeline import PipelinedConnection
 from replay.engine.responses import Answer
 from replay.engine.result import IN_FAILED_TRANSACTION, lost_outcome, skipped_outcome
@@ -64,6 +65,7 @@ class Lane:
     position: int = 0  # statements of the session answered (or settled) on this lane
     sent: int = 0  # statements sent or settled: position + those in flight
     exclusive: bool = False  # what is in flight must stay alone
+    refilling: bool = True  # below depth since last empty or half-empty
     lost_at: int | None = None
     failed_at: int | None = None
     boundary: bool = True
@@ -83,22 +85,32 @@ class Lane:
         if not self.connection.begin(session):
             self.lost_at = 0
 
-    def may_send(self, statement: Statement, timed: bool) -> bool:
-        """Whether ``statement`` may go now, given what is in flight."""
+    def may_send(self, statement: Statement, timed: bool, shared: Wire | None = None) -> bool:
+        """Whether ``statement`` may go now, given what is in flight. A lane that filled
+        its connection's ``depth`` waits until half of it is answered: the server then
+        finds many statements at once, and the replay writes them in one call."""
         connection = self.connection
         flying = self.sent - self.position
         if flying == 0:
+            self.refilling = True
             return not connection.ready
-        if flying >= connection.depth or self.exclusive or timed:
+        if not self.refilling:
+            if flying > connection.depth // 2:
+                return False
+            self.refilling = True
+        if flying >= connection.depth:
+            self.refilling = False
+            return False
+        if self.exclusive or timed:
             return False
         if statement.batch_index > 0 or not statement.replayable:
             return False
         if statement.protocol == "function" or not connection.connected:
             return False
-        return not connection.exclusive(statement)
+        return not connection.exclusive(statement, shared)
 
     def start(
-        self, statement: Statement, session: Session, timed: bool = True
+        self, statement: Statement, session: Session, timed: bool = True, shared: Wire | None = None
     ) -> TargetOutcome | None:
         """Send ``statement`` (after :meth:`may_send`); an outcome right away when it is
         not sent."""
@@ -120,8 +132,8 @@ class Lane:
                 self.lost_at = statement.seq
                 return lost_outcome(connection.error)
             self.lost_at = self.failed_at = None
-        self.exclusive = self.exclusive or timed or connection.exclusive(statement)
-        connection.send(statement, timed)
+        self.exclusive = self.exclusive or timed or connection.exclusive(statement, shared)
+        connection.send(statement, timed, shared)
         return None
 
     def finish(self, statement: Statement, answer: Answer) -> TargetOutcome:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import pq
 
-from replay.engine.encode import copy_in, request
+from replay.engine.encode import Wire, copy_in, request
 from replay.engine.plan import Prepared, track
 from replay.engine.responses import Answer, AnswerReader, Request, lost_answer
 from replay.engine.result import ExecStatus
@@ -134,8 +134,10 @@ class PipelinedConnection:
 
     # --- statements --------------------------------------------------------------
 
-    def exclusive(self, statement: Statement) -> bool:
+    def exclusive(self, statement: Statement, shared: Wire | None = None) -> bool:
         """Whether ``statement`` must be alone in flight (see :mod:`replay.engine.encode`)."""
+        if shared is not None:
+            return shared.exclusive
         built = self._built
         if built is not None and built[0] is statement:
             return built[1].exclusive
@@ -143,13 +145,13 @@ class PipelinedConnection:
         self._built = (statement, item)
         return item.exclusive
 
-    def send(self, statement: Statement, timed: bool = False) -> None:
+    def send(self, statement: Statement, timed: bool = False, shared: Wire | None = None) -> None:
         """Queue ``statement``'s request (written by :meth:`flush`); a ``timed`` one is
-        sent alone, which the caller arranges."""
+        sent alone, which the caller arranges. ``shared``: its :func:`encode.wire`."""
         built, self._built = self._built, None
         item = built[1] if built is not None and built[0] is statement else None
         if item is None:
-            item = request(statement, self.prepared)
+            item = request(statement, self.prepared, shared)
         now = time.perf_counter()
         if not self._reader.pending:
             self._progress = now

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from replay.engine.encode import Wire, wire
 from replay.engine.lane import Lane
 from replay.engine.responses import Answer
 from replay.engine.result import keep_samples_where_rows_differ
@@ -40,7 +41,7 @@ Emit = Callable[[OutcomeRow], None]
 CASCADE_PRIORITY = ("candidate", "baseline", "baseline2")
 WINDOW = 1000
 FIRST_TIMED = 32
-TIME_EVERY = 16
+TIME_EVERY = 128
 
 
 class Timing:
@@ -79,6 +80,7 @@ class _Entry:
     statement: Statement
     row: OutcomeRow
     timed: bool = True
+    wire: Wire | None = None  # its request's bytes, the same for every target
     outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
     cascades: dict[str, int | None] = field(default_factory=dict)
 
@@ -140,9 +142,9 @@ class SessionRun:
                         entries.append(self._entry(upcoming))
                         self._upcoming = next(self._stream, None)
                     entry = entries[index]
-                    if not lane.may_send(entry.statement, entry.timed):
+                    if not lane.may_send(entry.statement, entry.timed, entry.wire):
                         break
-                    outcome = lane.start(entry.statement, self.session, entry.timed)
+                    outcome = lane.start(entry.statement, self.session, entry.timed, entry.wire)
                     if outcome is not None:
                         self._record(lane, entry, outcome)
                         progressed = True
@@ -159,8 +161,10 @@ class SessionRun:
 
     def _entry(self, statement: Statement) -> _Entry:
         row = _row(statement, self._application)
-        timed = self.timing.wants(row.fingerprint) if self.timing is not None else True
-        return _Entry(statement, row, timed)
+        if self.timing is None:  # one at a time, through libpq
+            return _Entry(statement, row)
+        shared = wire(statement) if statement.replayable else None
+        return _Entry(statement, row, self.timing.wants(row.fingerprint), shared)
 
     def answer(self, lane: Lane, now: float | None = None) -> bool:
         """Read what ``lane`` has received (and enforce its watchdog when ``now`` is

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import orjson
+
 from replay.capture.format import Warn, capture_meta, read_raw
 from replay.records import Session, Statement
 from replay.selection import Selection
@@ -172,10 +174,10 @@ def read_session(path: Path) -> Session:
 def read_statements(path: Path) -> Iterator[Statement]:
     """Stream the statements of a split file, in captured order."""
     batch: str | None = None
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         handle.readline()
         for line in handle:
-            statement = Statement.from_json(json.loads(line))
+            statement = Statement.from_json(orjson.loads(line))
             # On disk a batch's text is written with its first statement only.
             if statement.batch is not None:
                 batch = statement.batch

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import pq
 
 from replay.digest import RowDigest
+from replay.engine.encode import Wire
 from replay.engine.plan import Prepared, Step, plan
 from replay.engine.responses import Answer
 from replay.engine.result import (
@@ -98,7 +99,7 @@ class TargetConnection:
 
     wants_write = False
 
-    def exclusive(self, statement: Statement) -> bool:
+    def exclusive(self, statement: Statement, shared: Wire | None = None) -> bool:
         return True
 
     def flush(self) -> None:
@@ -148,7 +149,7 @@ class TargetConnection:
 
     # --- one statement -----------------------------------------------------------
 
-    def send(self, statement: Statement, timed: bool = True) -> None:
+    def send(self, statement: Statement, timed: bool = True, shared: Wire | None = None) -> None:
         """Send ``statement`` (its first protocol exchange); then :meth:`poll` until it
         returns the answer. Every statement is timed: it is alone in flight."""
         self.start(statement)
