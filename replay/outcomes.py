@@ -50,6 +50,11 @@ class TargetOutcome:
     # The first rows as text, kept only where the targets' rows differ (for the report's
     # row-level diff); see replay.engine.result.keep_samples_where_rows_differ.
     sample: list[list[str | None]] | None = None
+    # The pipelined reader keeps the sample's DataRow bodies and the columns' binary
+    # flags, made into ``sample`` only where needed; never written out.
+    raw_sample: tuple[list[bytes], tuple[bool, ...]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 @dataclass(slots=True)
@@ -110,7 +115,7 @@ _IDENTITY = (
     "captured_sqlstate",
     "cascade_of",
 )
-_OUTCOME_FIELDS = tuple(TargetOutcome.__dataclass_fields__)
+_OUTCOME_FIELDS = tuple(f for f in TargetOutcome.__dataclass_fields__ if f != "raw_sample")
 
 
 @lru_cache(maxsize=16)

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from replay.digest import RowDigest
 from replay.engine import encode
 from replay.engine.responses import AnswerReader, Request
+from replay.engine.result import keep_samples_where_rows_differ
+from replay.outcomes import TargetOutcome
 from replay.records import Statement
 from replay.wire import build as b
 
@@ -54,7 +56,11 @@ def test_answers_come_out_in_order_with_outcomes_and_transaction_status() -> Non
     assert json.loads(first[0].columns) == [["id", INT4], ["name", TEXT]]
     assert first[0].digest == digest.ordered
     assert first[0].digest_unordered == digest.unordered
+    # The sample is made text only where the targets' rows differ.
+    other = TargetOutcome(status="ok", digest="another")
+    keep_samples_where_rows_differ({"baseline": first[0], "candidate": other})
     assert first[0].sample == [["1", "apple"], ["2", None]]
+    assert first[0].raw_sample is None
     assert (second[0].status, second[0].sqlstate) == ("error", "42703")
     assert not reader.pending
 

@@ -33,7 +33,8 @@ from replay.outcomes import TargetOutcome
 
 __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
 
-_HEADER = Struct("!cI")
+_LENGTH = Struct("!I")
+_DATA_ROW = ord("D")
 _INT16 = Struct("!h")
 _INT32 = Struct("!i")
 _FIELD_TAIL = Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
@@ -116,27 +117,6 @@ def ends_connection(fields: dict[str, str]) -> bool:
     return severity in ("FATAL", "PANIC") or sqlstate.startswith(("57P", "08"))
 
 
-def sample_rows(bodies: list[bytes], binary: tuple[bool, ...]) -> list[list[str | None]]:
-    """DataRow bodies as the text sample a report's row diff shows."""
-    sample: list[list[str | None]] = []
-    for body in bodies:
-        (count,) = _INT16.unpack_from(body, 0)
-        pos = 2
-        row: list[str | None] = []
-        for col in range(count):
-            (size,) = _INT32.unpack_from(body, pos)
-            pos += 4
-            if size < 0:
-                row.append(None)
-                continue
-            value = body[pos : pos + size]
-            pos += size
-            is_binary = binary[col] if col < len(binary) else False
-            row.append("\\x" + value.hex() if is_binary else value.decode("utf-8", "replace"))
-        sample.append(row)
-    return sample
-
-
 class AnswerReader:
     """Folds the server's messages into the answers of the requests in flight."""
 
@@ -171,25 +151,30 @@ class AnswerReader:
         buffer = self._buffer + data if self._buffer else data
         answers: list[Answer] = []
         pos, size = 0, len(buffer)
+        length_at = _LENGTH.unpack_from
         while size - pos >= 5 and self.fatal is None:
-            kind, length = _HEADER.unpack_from(buffer, pos)
+            (length,) = length_at(buffer, pos + 1)
             end = pos + 1 + length
             if end > size:
                 break
-            answer = self._message(kind, buffer[pos + 5 : end], now)
-            if answer is not None:
-                answers.append(answer)
+            kind = buffer[pos]
+            if kind == _DATA_ROW:  # most messages: inline
+                digest = self._digest
+                if digest is not None:
+                    body = buffer[pos + 5 : end]
+                    digest.add_datarow(body)
+                    if len(self._sample) < SAMPLE_ROWS:
+                        self._sample.append(body)
+            else:
+                answer = self._message(buffer[pos : pos + 1], buffer[pos + 5 : end], now)
+                if answer is not None:
+                    answers.append(answer)
             pos = end
         self._buffer = buffer[pos:]
         return answers
 
     def _message(self, kind: bytes, body: bytes, now: float) -> Answer | None:
-        if kind == b"D":
-            if self._digest is not None:
-                self._digest.add_datarow(body)
-                if len(self._sample) < SAMPLE_ROWS:
-                    self._sample.append(body)
-        elif kind == b"T":
+        if kind == b"T":
             self._columns, self._binary = describe_columns(body)
             self._digest, self._sample = RowDigest(), []
         elif kind == b"C":
@@ -236,8 +221,10 @@ class AnswerReader:
                 digest=digest.ordered,
                 digest_unordered=digest.unordered,
                 duration=self._duration(now),
-                sample=sample_rows(sample, self._binary) if sample else [],
+                sample=[],
             )
+            if sample:  # made text only if the targets' rows differ (rarely)
+                outcome.raw_sample = (sample, self._binary)
             return outcome
         outcome = TargetOutcome(
             status="ok", tag=tag, rows=rows_from_tag(tag), duration=self._duration(now)

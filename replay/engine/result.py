@@ -8,6 +8,7 @@ returning the rows production returned gives the captured digest too.
 from __future__ import annotations
 
 import json
+from struct import Struct
 
 from psycopg import pq
 
@@ -22,6 +23,8 @@ DiagnosticField = pq.DiagnosticField
 TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
 IN_FAILED_TRANSACTION = "25P02"
 SAMPLE_ROWS = 20
+_INT16 = Struct("!h")
+_INT32 = Struct("!i")
 
 
 def _text(value: bytes | None) -> str | None:
@@ -68,13 +71,38 @@ def _shown(value: bytes | None, binary: bool) -> str | None:
     return "\\x" + value.hex() if binary else value.decode("utf-8", "replace")
 
 
+def sample_rows(bodies: list[bytes], binary: tuple[bool, ...]) -> list[list[str | None]]:
+    """DataRow bodies as the text sample a report's row diff shows."""
+    sample: list[list[str | None]] = []
+    for body in bodies:
+        (count,) = _INT16.unpack_from(body, 0)
+        pos = 2
+        row: list[str | None] = []
+        for col in range(count):
+            (size,) = _INT32.unpack_from(body, pos)
+            pos += 4
+            if size < 0:
+                row.append(None)
+                continue
+            value = body[pos : pos + size]
+            pos += size
+            is_binary = binary[col] if col < len(binary) else False
+            row.append("\\x" + value.hex() if is_binary else value.decode("utf-8", "replace"))
+        sample.append(row)
+    return sample
+
+
 def keep_samples_where_rows_differ(outcomes: dict[str, TargetOutcome]) -> None:
     """Drop the sample rows unless the targets' rows differ: only a finding needs them,
     and outcomes.jsonl should not carry every result twice."""
     digests = {o.digest for o in outcomes.values() if o.status == "ok"}
-    if len(digests) <= 1:
-        for outcome in outcomes.values():
+    differ = len(digests) > 1
+    for outcome in outcomes.values():
+        if not differ:
             outcome.sample = None
+        elif outcome.raw_sample is not None:
+            outcome.sample = sample_rows(*outcome.raw_sample)
+        outcome.raw_sample = None
 
 
 def rows_from_tag(tag: str) -> int | None:
