@@ -139,8 +139,12 @@ class OutcomeWriter:
         self.rows = 0
 
     def write(self, row: OutcomeRow) -> None:
+        self.write_flat(row.to_flat())
+
+    def write_flat(self, flat: dict[str, Any]) -> None:
+        """Write a row already flattened (:meth:`OutcomeRow.to_flat`)."""
         # orjson: a tenth of the json module's time, on the replay's hottest path.
-        self._file.write(orjson.dumps(row.to_flat()) + b"\n")
+        self._file.write(orjson.dumps(flat) + b"\n")
         self.rows += 1
 
     def close(self) -> None:

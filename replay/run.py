@@ -25,7 +25,7 @@ from replay import migrate
 from replay.blame import blame
 from replay.capture.format import capture_meta
 from replay.clone import Clones
-from replay.compare import FAIL_ON_LEVELS, Findings, classify, exit_code
+from replay.compare import FAIL_ON_LEVELS, Findings, Thresholds, classify, exit_code
 from replay.engine import (
     DEPTH,
     EngineOptions,
@@ -207,6 +207,7 @@ def run_replay(
                 speed=options.speed,
                 timeouts=Timeouts(options.statement_timeout, options.lock_timeout),
                 depth=options.pipeline_depth,
+                thresholds=Thresholds(slower_factor=options.slower_factor),
             )
             counts = replay(split, targets, out, engine, progress)
             if counts.failed_sessions:
@@ -242,7 +243,7 @@ def run_replay(
                     timeouts=engine.timeouts,
                     notify=say,
                 )
-    findings = classify(out, slower_factor=options.slower_factor)
+    findings = classify(out, slower_factor=options.slower_factor, accumulated=counts.accumulated)
     reports = write_reports(out, findings, fail_on=options.fail_on)
     return RunResult(
         report_folder=out,

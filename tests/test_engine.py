@@ -386,3 +386,38 @@ def test_merge_parts_keeps_complete_rows_only(tmp_path):
     merge_parts(tmp_path, 3)
     assert (tmp_path / "outcomes.jsonl").read_text() == '{"seq":1}\n{"seq":2}\n{"seq":3}\n'
     assert not list(tmp_path.glob("outcomes.part-*"))
+
+
+def test_classified_as_written_equals_classified_from_the_file(tmp_path, targets, engine_mode):
+    """Workers fold their rows as they write them (in parallel); the findings must be
+    those of reading outcomes.jsonl back."""
+    from replay.compare import Thresholds, classify, findings_of
+
+    with psycopg.connect(targets[1].conninfo, autocommit=True) as conn:
+        conn.execute("ALTER TABLE items DROP COLUMN qty")
+    sessions = []
+    for n in range(6):
+        s = SessionScript(f"s{n}", application_name=f"app{n % 2}")
+        for i in range(40):
+            s.simple("BEGIN", tx_status="T")
+            s.simple(f"SELECT qty FROM items WHERE id = {i % 2 + 1}", tx_status="T")
+            s.simple("SELECT name FROM items ORDER BY id", tx_status="T")
+            s.simple("COMMIT")
+            s.extended("SELECT name FROM items WHERE id = $1", [b"%d" % (i % 2 + 1)], types=[INT4])
+        sessions.append(s)
+    capture = write_capture(tmp_path / "capture", sessions)
+    (tmp_path / "split").mkdir()
+    split = split_capture(capture, tmp_path / "split")
+    options = EngineOptions(
+        jobs=6,
+        processes=2,
+        thresholds=Thresholds(),
+        **_mode,  # type: ignore[arg-type]
+    )
+    counts = replay(split, targets, tmp_path / "out", options)
+    assert counts.accumulated is not None
+    folded, read = findings_of(counts.accumulated), classify(tmp_path / "out")
+    assert folded.statements == read.statements == 6 * 40 * 5
+    assert folded.cascaded == read.cascaded > 0
+    assert [c.to_json() for c in folded.classes] == [c.to_json() for c in read.classes]
+    assert {c.verdict for c in read.classes} >= {"fails", "ok"}

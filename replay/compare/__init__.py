@@ -39,6 +39,7 @@ from replay.errors import BadInput
 __all__ = [
     "BREAKING",
     "FAIL_ON_LEVELS",
+    "Accumulator",
     "Findings",
     "Latency",
     "QueryClass",
@@ -48,6 +49,7 @@ __all__ = [
     "classify_chunks",
     "classify_frame",
     "exit_code",
+    "findings_of",
     "read_outcomes",
     "statement_verdict",
     "statement_verdicts",
@@ -90,7 +92,13 @@ def classify_chunks(
     acc = Accumulator(Thresholds(slower_factor, slower_min_seconds), max_examples)
     for chunk in chunks:
         acc.add(chunk)
+    return findings_of(acc)
+
+
+def findings_of(acc: Accumulator) -> Findings:
+    """The findings of everything folded into ``acc``."""
     classes = query_classes(acc)
+    slower_factor = acc.thresholds.slower_factor
     return Findings(
         classes=classes,
         statements=acc.statements,
@@ -108,23 +116,29 @@ def classify(
     slower_min_seconds: float = 0.001,
     max_examples: int = 3,
     chunk_rows: int = CHUNK_ROWS,
+    accumulated: Accumulator | None = None,
 ) -> Findings:
     """The findings of the run saved in ``report_folder``, with its blame and schema diff.
 
     ``outcomes.jsonl`` is read ``chunk_rows`` lines at a time: memory follows the number
-    of query classes, not the length of the run.
+    of query classes, not the length of the run. ``accumulated``: the same rows already
+    folded as the replay wrote them (see :class:`replay.engine.EngineOptions`); the
+    file is then not read again.
     """
     from replay.schema import diff
 
     folder = Path(report_folder)
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a report folder")
-    findings = classify_chunks(
-        iter_outcome_chunks(folder, chunk_rows),
-        slower_factor=slower_factor,
-        slower_min_seconds=slower_min_seconds,
-        max_examples=max_examples,
-    )
+    if accumulated is not None:
+        findings = findings_of(accumulated)
+    else:
+        findings = classify_chunks(
+            iter_outcome_chunks(folder, chunk_rows),
+            slower_factor=slower_factor,
+            slower_min_seconds=slower_min_seconds,
+            max_examples=max_examples,
+        )
     findings.run = _run_summary(_read_json(folder / RUN_FILE))
     schema = _read_json(folder / SCHEMA_FILE)
     if schema.get("baseline") is not None and schema.get("candidate") is not None:

@@ -62,6 +62,32 @@ class ClassState:
     reference: QuantileSketch = field(default_factory=QuantileSketch)
     examples: dict[str, list[Example]] = field(default_factory=dict)
 
+    def merge(self, other: ClassState, max_examples: int) -> None:
+        """Fold in the state of the same class from another part of the run."""
+        self.count += other.count
+        if other.first is not None:
+            self.first = other.first if self.first is None else min(self.first, other.first)
+        if other.last is not None:
+            self.last = other.last if self.last is None else max(self.last, other.last)
+        self.verdicts.update(other.verdicts)
+        self.sessions.merge(other.sessions)
+        for key, counter in other.affected_sessions.items():
+            self.affected_sessions.setdefault(key, DistinctCounter()).merge(counter)
+        for name in other.applications:
+            _add_application(self.applications, name)
+        for key, names in other.affected_applications.items():
+            mine = self.affected_applications.setdefault(key, set())
+            for name in names:
+                _add_application(mine, name)
+        self.baseline.merge(other.baseline)
+        self.candidate.merge(other.candidate)
+        self.reference.merge(other.reference)
+        for key, examples in other.examples.items():
+            kept = self.examples.setdefault(key, [])
+            kept.extend(examples)
+            kept.sort(key=lambda example: example[0])
+            del kept[max_examples:]
+
 
 def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
@@ -119,6 +145,17 @@ class Accumulator:
         self._add_applications(own)
         self._add_latency(own)
         self._add_examples(own)
+
+    def merge(self, other: Accumulator) -> None:
+        """Fold in the accumulator of another part of the same run (a replay worker's
+        rows: whole sessions, so cascades never cross parts)."""
+        for fingerprint, state in other.classes.items():
+            self.state(fingerprint).merge(state, self.max_examples)
+        self.statements += other.statements
+        self.cascaded += other.cascaded
+        self.unsent += other.unsent
+        self.jitter.merge(other.jitter)
+        self.cascades.merge(other.cascades)
 
     def state(self, fingerprint: Any) -> ClassState:
         return self.classes.setdefault(str(fingerprint), ClassState())

@@ -69,5 +69,11 @@ class CascadeTracker:
             if len(self._pending) > self.pending_limit:
                 self._pending.popitem(last=False)
 
+    def merge(self, other: CascadeTracker) -> None:
+        """Fold in the counts of another part of the run. Parts hold whole sessions, so
+        a cascade and its first failure are always in the same part."""
+        for fingerprint, n in other.counts.items():
+            self._count(fingerprint, n)
+
     def _count(self, fingerprint: str, n: int) -> None:
         self.counts[fingerprint] = self.counts.get(fingerprint, 0) + n

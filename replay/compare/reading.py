@@ -55,6 +55,13 @@ def iter_outcome_chunks(
             yield frame
 
 
+def frame_of(rows: list[dict[str, Any]], origin: Path | str) -> pd.DataFrame:
+    """The frame of flat outcome rows (as :meth:`OutcomeRow.to_flat` gives them), built
+    exactly as from the lines they are written as; ``origin`` names them in errors."""
+    with collection_paused():
+        return _frame(rows, Path(origin))
+
+
 def _next_frame(
     numbered: Iterator[tuple[int, bytes]], path: Path, chunk_rows: int
 ) -> pd.DataFrame | None:

@@ -72,6 +72,23 @@ class QuantileSketch:
             self._exact = None
         self._bucket(array)
 
+    def merge(self, other: QuantileSketch) -> None:
+        """Fold in everything ``other`` saw (a sketch of another part of the same run)."""
+        if other._exact is not None:
+            if other._exact:
+                self.add(np.concatenate(other._exact))
+            return
+        if self._exact is not None:
+            kept = np.concatenate(self._exact) if self._exact else np.empty(0)
+            self._exact = None
+            self._bucket(kept)
+        keys = np.concatenate([self._keys, other._keys])
+        weights = np.concatenate([self._counts, other._counts])
+        merged, inverse = np.unique(keys, return_inverse=True)
+        self._keys = merged
+        self._counts = np.bincount(inverse, weights=weights, minlength=merged.size).astype(np.int64)
+        self.count += other.count
+
     def _bucket(self, values: Floats) -> None:
         keys = np.full(values.shape, ZERO_BUCKET, dtype=np.int64)
         positive = values > MIN_VALUE
@@ -128,6 +145,15 @@ class DistinctCounter:
             merged = merged[: self.limit]
             self.saturated = True
         self._hashes = merged
+
+    def merge(self, other: DistinctCounter) -> None:
+        """Fold in the values ``other`` saw."""
+        merged = np.union1d(self._hashes, other._hashes)
+        if merged.size > self.limit:
+            merged = merged[: self.limit]
+            self.saturated = True
+        self._hashes = merged
+        self.saturated = self.saturated or other.saturated
 
     def count(self) -> int:
         """The number of distinct values seen (estimated once saturated)."""

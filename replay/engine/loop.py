@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from replay.compare.accumulate import Accumulator
+from replay.compare.reading import CHUNK_ROWS, frame_of
 from replay.engine.lane import Lane
 from replay.engine.pipeline import PipelinedConnection, encrypted
 from replay.engine.session import Emit, Pacer, SessionRun, Timing
@@ -37,15 +39,25 @@ _EVENTS = select.POLLIN | select.POLLPRI
 
 
 class Tally:
-    """The end of one worker's rows: its outcome file (or part) and its counters."""
+    """The end of one worker's rows: its outcome file (or part), its counters and, when
+    given an :class:`~replay.compare.Accumulator`, its classification: rows are folded
+    in a chunk at a time as they are written, so that each worker classifies its own
+    share in parallel, and nobody parses ``outcomes.jsonl`` again to classify it."""
 
-    def __init__(self, writer: OutcomeWriter) -> None:
+    def __init__(self, writer: OutcomeWriter, accumulator: Accumulator | None = None) -> None:
         self.writer = writer
+        self.accumulator = accumulator
         self.statements = 0
         self.status: dict[str, Counter[str]] = {}
+        self._pending: list[dict[str, Any]] = []
 
     def emit(self, row: OutcomeRow) -> None:
-        self.writer.write(row)
+        flat = row.to_flat()
+        self.writer.write_flat(flat)
+        if self.accumulator is not None:
+            self._pending.append(flat)
+            if len(self._pending) >= CHUNK_ROWS:
+                self.fold()
         self.statements += 1
         status = self.status
         for target, outcome in row.outcomes.items():
@@ -53,6 +65,12 @@ class Tally:
             if counter is None:
                 counter = status[target] = Counter()
             counter[outcome.status] += 1
+
+    def fold(self) -> None:
+        """Fold the rows written since the last fold into the accumulator."""
+        if self.accumulator is not None and self._pending:
+            self.accumulator.add(frame_of(self._pending, self.writer.path))
+        self._pending = []
 
 
 @dataclass(eq=False)

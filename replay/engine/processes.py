@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from replay.compare.accumulate import Accumulator
+from replay.compare.verdict import Thresholds
 from replay.engine.loop import Stopped, Tally, Worker
 from replay.engine.session import Pacer
 from replay.engine.split import SessionFile, SplitCapture
@@ -33,7 +35,10 @@ from replay.safety import Target
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
-Totals = tuple[int, dict[str, Counter[str]], int]
+# rows, counts by target, failed sessions, and the rows folded for classification (None
+# when not asked for, or when a worker could not hand its share over)
+Totals = tuple[int, dict[str, Counter[str]], int, Accumulator | None]
+Judge = tuple[Thresholds, int] | None  # classify as written: thresholds, examples kept
 PROGRESS_INTERVAL = 0.1
 STOP_GRACE = 30.0
 
@@ -52,6 +57,7 @@ def _work(
     pacer: Pacer | None,
     depth: int,
     timing: tuple[int, int],
+    judge: Judge,
     shared: dict[str, Any],
     report: Connection,
 ) -> None:
@@ -76,7 +82,7 @@ def _work(
 
     failures = 0
     with OutcomeWriter(out, part=index) as writer:
-        tally = Tally(writer)
+        tally = Tally(writer, Accumulator(*judge) if judge is not None else None)
         worker = Worker(
             targets,
             timeouts,
@@ -95,7 +101,9 @@ def _work(
             pass
         finally:
             tick()
-    report.send((tally.statements, {k: dict(v) for k, v in tally.status.items()}, failures))
+        tally.fold()
+    by_target = {k: dict(v) for k, v in tally.status.items()}
+    report.send((tally.statements, by_target, failures, tally.accumulator))
     report.close()
 
 
@@ -111,6 +119,7 @@ def replay_in_processes(
     progress: Progress | None,
     depth: int = 1,
     timing: tuple[int, int] = (0, 1),
+    judge: Judge = None,
 ) -> Totals:
     """Replay ``split`` with ``processes`` workers; rows, counts by target, failures."""
     context = multiprocessing.get_context("fork")
@@ -136,6 +145,7 @@ def replay_in_processes(
                     pacer,
                     depth,
                     timing,
+                    judge,
                     shared,
                     send,
                 ),
@@ -145,7 +155,7 @@ def replay_in_processes(
             child.start()
             send.close()
             children.append((child, receive))
-        totals = _wait(children, shared, split.statements, progress)
+        totals = _wait(children, shared, split.statements, progress, judge)
     except BaseException:
         shared["stop"].set()
         for child, _ in children:
@@ -164,9 +174,11 @@ def _wait(
     shared: dict[str, Any],
     total: int,
     progress: Progress | None,
+    judge: Judge = None,
 ) -> Totals:
     statements, failures = 0, 0
     status: dict[str, Counter[str]] = {}
+    accumulated = Accumulator(*judge) if judge is not None else None
     for child, receive in children:
         while not receive.poll(PROGRESS_INTERVAL):
             if progress is not None:
@@ -174,15 +186,19 @@ def _wait(
             if not child.is_alive() and not receive.poll(0):
                 break
         try:
-            rows, by_target, failed = receive.recv()
+            rows, by_target, failed, folded = receive.recv()
         except EOFError:  # the worker died without a word: its sessions are not all done
             log.error("replay worker %s died (exit %s)", child.name, child.exitcode)
-            rows, by_target, failed = 0, {}, 1
+            rows, by_target, failed, folded = 0, {}, 1, None
         child.join()
+        if accumulated is not None and folded is not None:
+            accumulated.merge(folded)
+        else:  # classify from the merged file instead
+            accumulated = None
         statements += rows
         failures += failed
         for target, counts in by_target.items():
             status.setdefault(target, Counter()).update(counts)
     if progress is not None:
         progress(shared["done"].value, total)
-    return statements, status, failures
+    return statements, status, failures, accumulated

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay.compare.accumulate import Accumulator
+from replay.compare.verdict import Thresholds
 from replay.engine.loop import Tally, Worker
 from replay.engine.pipeline import DEPTH
-from replay.engine.processes import replay_in_processes
+from replay.engine.processes import Totals, replay_in_processes
 from replay.engine.session import FIRST_TIMED, TIME_EVERY, Pacer
 from replay.engine.split import SplitCapture
 from replay.engine.startup import Timeouts
@@ -43,6 +44,10 @@ class EngineOptions:
     depth: int = DEPTH
     # Statements timed per query class: the first N, then one in M (0: none).
     timing: tuple[int, int] = (FIRST_TIMED, TIME_EVERY)
+    # Classify the rows as they are written (by every worker, in parallel) with these
+    # thresholds: ReplayCounts.accumulated then holds them (see replay.compare.classify).
+    thresholds: Thresholds | None = None
+    max_examples: int = 3
 
 
 @dataclass
@@ -54,6 +59,7 @@ class ReplayCounts:
     failed_sessions: int = 0
     elapsed: float = 0.0
     by_target: dict[str, dict[str, int]] = field(default_factory=dict)
+    accumulated: Accumulator | None = None
 
     @property
     def statements_per_second(self) -> float:
@@ -89,8 +95,9 @@ def replay(
     pacer = Pacer(options.speed, split.first) if options.speed > 0 else None
     started = time.perf_counter()
     processes = workers_for(options, len(split.sessions))
+    judge = (options.thresholds, options.max_examples) if options.thresholds else None
     if processes > 1:
-        statements, status, failures = replay_in_processes(
+        statements, status, failures, accumulated = replay_in_processes(
             split,
             targets,
             Path(out),
@@ -101,15 +108,19 @@ def replay(
             progress=progress,
             depth=options.depth,
             timing=options.timing,
+            judge=judge,
         )
     else:
-        statements, status, failures = _replay_here(split, targets, out, options, pacer, progress)
+        statements, status, failures, accumulated = _replay_here(
+            split, targets, out, options, pacer, progress
+        )
     counts = ReplayCounts(
         sessions=len(split.sessions),
         statements=statements,
         failed_sessions=failures,
         elapsed=time.perf_counter() - started,
         by_target={t: dict(c) for t, c in status.items()},
+        accumulated=accumulated,
     )
     if progress is not None:
         progress(statements, split.statements)
@@ -123,11 +134,13 @@ def _replay_here(
     options: EngineOptions,
     pacer: Pacer | None,
     progress: Progress | None,
-) -> tuple[int, dict[str, Counter[str]], int]:
+) -> Totals:
     """One event loop in the calling thread (Ctrl-C stops it where it is)."""
     sessions = iter(split.sessions)
+    thresholds = options.thresholds
+    accumulator = Accumulator(thresholds, options.max_examples) if thresholds else None
     with OutcomeWriter(out) as writer:
-        tally = Tally(writer)
+        tally = Tally(writer, accumulator)
         worker = Worker(
             targets,
             options.timeouts,
@@ -140,7 +153,8 @@ def _replay_here(
             tick=(lambda: progress(tally.statements, split.statements)) if progress else _nothing,
         )
         failures = worker.run()
-    return tally.statements, tally.status, failures
+        tally.fold()
+    return tally.statements, tally.status, failures, accumulator
 
 
 def _nothing() -> None:
