@@ -250,3 +250,30 @@ def test_help():
         "--no-noise",
     ):
         assert option in result.output
+
+
+@pytest.mark.parametrize("depth, untimed", [("1", False), ("256", True)])
+def test_pipeline_depth(tmp_path, pg_server, source, depth, untimed):
+    """--pipeline-depth 1 waits for every answer and times every statement; pipelined,
+    only the sampled statements (the first 32 of a class, then one in 128) are timed."""
+    s = SessionScript("s0", start=1_700_000_000.0)
+    for i in range(200):
+        s.simple(f"SELECT name FROM items WHERE id = {i % 50 + 1}")
+    capture = write_capture(tmp_path / "capture", [s])
+    out = tmp_path / "report"
+    args = ["--capture", capture, "--baseline", source, "--candidate", source, "--out", out]
+    result = invoke(*args, "--no-noise", "--pipeline-depth", depth)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
+    assert len(rows) == 200 and all(r["candidate_status"] == "ok" for r in rows)
+    timed = [r for r in rows if r["candidate_duration"] is not None]
+    assert len(timed) == (33 if untimed else 200)  # the first 32, then the 128th
+    assert all(r["baseline_duration"] is not None for r in timed)
+
+
+def test_pipeline_depth_must_be_positive(tmp_path):
+    capture = write_capture(tmp_path / "capture", workload())
+    result = invoke(
+        "--capture", capture, "--source", "x", "--out", tmp_path / "r", "--pipeline-depth", "0"
+    )
+    assert result.exit_code == 2 and "--pipeline-depth" in result.output

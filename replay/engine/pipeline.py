@@ -36,7 +36,7 @@ from replay.records import Session, Statement
 from replay.safety import Target
 
 READ_SIZE = 1 << 18
-DEPTH = 64
+DEPTH = 256
 
 
 def encrypted(pgconn: pq.abc.PGconn) -> bool:
