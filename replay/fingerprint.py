@@ -16,10 +16,14 @@ from functools import lru_cache
 from pglast import parser
 
 _SPACE = re.compile(r"\s+")
+# SQL texts remembered: an application using parameters sends a few hundred texts over
+# and over; one inlining its values (simple protocol) sends a new text every time, and
+# a larger cache would only hold them (memory that grows with the run up to its size).
+CACHED_TEXTS = 8192
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHED_TEXTS)
 def fingerprint(sql: str) -> str:
     """The query class of ``sql``: 16 hex digits."""
     try:
@@ -29,7 +33,7 @@ def fingerprint(sql: str) -> str:
         return "x" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()[1:]
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHED_TEXTS)
 def normalize(sql: str) -> str:
     """``sql`` with its constants replaced by placeholders, for display."""
     try:
@@ -38,7 +42,7 @@ def normalize(sql: str) -> str:
         return _SPACE.sub(" ", sql).strip()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHED_TEXTS)
 def has_top_level_order_by(sql: str) -> bool:
     """Whether the rows of ``sql`` come in a defined order, so order matters in comparing.
 
@@ -55,7 +59,7 @@ def has_top_level_order_by(sql: str) -> bool:
     return type(node).__name__ == "SelectStmt" and bool(getattr(node, "sortClause", None))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHED_TEXTS)
 def statement_kind(sql: str) -> str:
     """The parse node name of the first statement (``SelectStmt``, ``InsertStmt``...)."""
     try:
