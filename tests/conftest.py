@@ -20,6 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from replay.capture.process import CaptureProcess
+from replay.safety import Target
 from replay.server import EmbeddedServer
 
 pytest_plugins = ["pytester"]
@@ -64,6 +65,22 @@ def pg_server() -> Iterator[PgServer]:
         yield PgServer(server.url())
     finally:
         server.stop()
+
+
+def two_targets(pg_server: PgServer, schema: str) -> Iterator[list[Target]]:
+    """A baseline and a candidate database, both made with ``schema``, dropped after."""
+    names = [pg_server.create_database() for _ in range(2)]
+    for name in names:
+        with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
+            conn.execute(schema)
+    try:
+        yield [
+            Target("baseline", pg_server.dsn(names[0])),
+            Target("candidate", pg_server.dsn(names[1])),
+        ]
+    finally:
+        for name in names:
+            pg_server.drop_database(name)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from capture_builder import INT4, TEXT, SessionScript, int4, write_capture
+from conftest import two_targets
 
 from replay.digest import RowDigest
 from replay.engine import EngineOptions, Selection, Timeouts, replay, split_capture
@@ -27,16 +28,7 @@ INSERT INTO items VALUES (1, 'apple', 3), (2, 'pear', 5);
 
 @pytest.fixture
 def targets(pg_server) -> Iterator[list[Target]]:
-    names = [pg_server.create_database() for _ in range(2)]
-    for name in names:
-        with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
-            conn.execute(SCHEMA)
-    yield [
-        Target("baseline", pg_server.dsn(names[0])),
-        Target("candidate", pg_server.dsn(names[1])),
-    ]
-    for name in names:
-        pg_server.drop_database(name)
+    yield from two_targets(pg_server, SCHEMA)
 
 
 # Each test runs with every connection kind: libpq one statement at a time, pipelined

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from capture_builder import INT4, SessionScript, write_capture
+from conftest import two_targets
 from psycopg.conninfo import make_conninfo
 from tls_front import TlsFront
 
@@ -32,16 +33,7 @@ INSERT INTO items SELECT i, 'item ' || i, i % 7 FROM generate_series(1, 50) i;
 
 @pytest.fixture
 def targets(pg_server) -> Iterator[list[Target]]:
-    names = [pg_server.create_database() for _ in range(2)]
-    for name in names:
-        with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
-            conn.execute(SCHEMA)
-    yield [
-        Target("baseline", pg_server.dsn(names[0])),
-        Target("candidate", pg_server.dsn(names[1])),
-    ]
-    for name in names:
-        pg_server.drop_database(name)
+    yield from two_targets(pg_server, SCHEMA)
 
 
 def replay_rows(

@@ -31,7 +31,7 @@ from replay.engine.encode import Wire, copy_in, request
 from replay.engine.plan import Prepared, track
 from replay.engine.responses import Answer, AnswerReader, Request, lost_answer
 from replay.engine.result import ExecStatus
-from replay.engine.startup import WATCHDOG_GRACE, Timeouts, open_connection, startup_conninfo
+from replay.engine.startup import WATCHDOG_GRACE, Reusable, Timeouts, open_connection
 from replay.records import Session, Statement
 from replay.safety import Target
 
@@ -45,7 +45,7 @@ def encrypted(pgconn: pq.abc.PGconn) -> bool:
 
 
 @dataclass
-class PipelinedConnection:
+class PipelinedConnection(Reusable):
     """The replay's pipelined connection to one target for the session in its slot."""
 
     target: Target
@@ -86,13 +86,6 @@ class PipelinedConnection:
     @property
     def socket(self) -> int:
         return self._fd
-
-    def begin(self, session: Session) -> bool:
-        """Ready a connection for ``session``: reuse a clean one with the same startup."""
-        wanted = startup_conninfo(self.target.conninfo, session, self.timeouts)
-        if self.connected and wanted == self.startup and self._reset():
-            return True
-        return self.connect(session)
 
     def _reset(self) -> bool:
         assert self.pgconn is not None

@@ -30,6 +30,7 @@ from replay.engine.result import (
     rows_from_tag,
 )
 from replay.outcomes import TargetOutcome
+from replay.wire.messages import error_fields
 
 __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
 
@@ -99,15 +100,6 @@ def describe_columns(body: bytes) -> tuple[str, tuple[bool, ...]]:
         _COLUMNS.clear()
     _COLUMNS[body] = known
     return known
-
-
-def error_fields(body: bytes) -> dict[str, str]:
-    """The fields of an ErrorResponse or NoticeResponse body, by their code letter."""
-    fields: dict[str, str] = {}
-    for part in body.split(b"\0"):
-        if part:
-            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
-    return fields
 
 
 def ends_connection(fields: dict[str, str]) -> bool:

@@ -8,12 +8,12 @@ returning the rows production returned gives the captured digest too.
 from __future__ import annotations
 
 import json
-from struct import Struct
 
 from psycopg import pq
 
 from replay.digest import RowDigest
 from replay.outcomes import TargetOutcome
+from replay.wire.messages import parse_values
 
 ExecStatus = pq.ExecStatus
 DiagnosticField = pq.DiagnosticField
@@ -23,8 +23,6 @@ DiagnosticField = pq.DiagnosticField
 TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
 IN_FAILED_TRANSACTION = "25P02"
 SAMPLE_ROWS = 20
-_INT16 = Struct("!h")
-_INT32 = Struct("!i")
 
 
 def _text(value: bytes | None) -> str | None:
@@ -75,20 +73,9 @@ def sample_rows(bodies: list[bytes], binary: tuple[bool, ...]) -> list[list[str 
     """DataRow bodies as the text sample a report's row diff shows."""
     sample: list[list[str | None]] = []
     for body in bodies:
-        (count,) = _INT16.unpack_from(body, 0)
-        pos = 2
-        row: list[str | None] = []
-        for col in range(count):
-            (size,) = _INT32.unpack_from(body, pos)
-            pos += 4
-            if size < 0:
-                row.append(None)
-                continue
-            value = body[pos : pos + size]
-            pos += size
-            is_binary = binary[col] if col < len(binary) else False
-            row.append("\\x" + value.hex() if is_binary else value.decode("utf-8", "replace"))
-        sample.append(row)
+        values, _ = parse_values(body)
+        flags = binary + (False,) * (len(values) - len(binary))
+        sample.append([_shown(v, b) for v, b in zip(values, flags, strict=False)])
     return sample
 
 

@@ -35,10 +35,10 @@ from replay.engine.result import (
 )
 from replay.engine.startup import (
     WATCHDOG_GRACE,
+    Reusable,
     Timeouts,
     one_line,
     open_connection,
-    startup_conninfo,
 )
 from replay.outcomes import TargetOutcome
 from replay.records import Session, Statement
@@ -52,7 +52,7 @@ _TX_STATUS = {
 
 
 @dataclass
-class TargetConnection:
+class TargetConnection(Reusable):
     """The replay's connection to one target for the session a worker is replaying."""
 
     target: Target
@@ -104,13 +104,6 @@ class TargetConnection:
 
     def flush(self) -> None:
         """Everything is written when sent."""
-
-    def begin(self, session: Session) -> bool:
-        """Ready a connection for ``session``: reuse a clean one with the same startup."""
-        wanted = startup_conninfo(self.target.conninfo, session, self.timeouts)
-        if self.connected and wanted == self.startup and self._reset():
-            return True
-        return self.connect(session)
 
     def _reset(self) -> bool:
         assert self.pgconn is not None

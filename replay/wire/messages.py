@@ -127,6 +127,14 @@ def parse_bind(body: bytes) -> tuple[str, str, list[int], list[bytes | None], li
     portal, pos = _cstring(body, 0)
     statement, pos = _cstring(body, pos)
     param_formats, pos = _int16_list(body, pos)
+    values, pos = parse_values(body, pos)
+    result_formats, pos = _int16_list(body, pos)
+    return portal, statement, param_formats, values, result_formats
+
+
+def parse_values(body: bytes, pos: int = 0) -> tuple[list[bytes | None], int]:
+    """An int16 count, then per value an int32 length (-1: NULL) and that many bytes, as
+    Bind and DataRow hold them; and the position after them."""
     (count,) = _I16.unpack_from(body, pos)
     pos += 2
     values: list[bytes | None] = []
@@ -137,11 +145,10 @@ def parse_bind(body: bytes) -> tuple[str, str, list[int], list[bytes | None], li
             values.append(None)
         else:
             if pos + size > len(body):
-                raise ValueError("Bind value runs past the message")
+                raise ValueError("a value runs past the end of its message")
             values.append(bytes(body[pos : pos + size]))
             pos += size
-    result_formats, pos = _int16_list(body, pos)
-    return portal, statement, param_formats, values, result_formats
+    return values, pos
 
 
 def parse_execute(body: bytes) -> tuple[str, int]:
