@@ -25,7 +25,7 @@ import pandas as pd
 from replay.compare.accumulate import Accumulator
 from replay.compare.classes import broken_statements, query_classes
 from replay.compare.findings import Findings, Latency, QueryClass, exit_code
-from replay.compare.reading import CHUNK_ROWS, iter_outcome_chunks, read_outcomes
+from replay.compare.reading import CHUNK_ROWS, iter_outcome_rows, read_outcomes
 from replay.compare.verdict import (
     BREAKING,
     FAIL_ON_LEVELS,
@@ -35,6 +35,7 @@ from replay.compare.verdict import (
     statement_verdicts,
 )
 from replay.errors import BadInput
+from replay.outcomes import outcomes_path
 
 __all__ = [
     "BREAKING",
@@ -130,15 +131,12 @@ def classify(
     folder = Path(report_folder)
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a report folder")
-    if accumulated is not None:
-        findings = findings_of(accumulated)
-    else:
-        findings = classify_chunks(
-            iter_outcome_chunks(folder, chunk_rows),
-            slower_factor=slower_factor,
-            slower_min_seconds=slower_min_seconds,
-            max_examples=max_examples,
-        )
+    if accumulated is None:
+        accumulated = Accumulator(Thresholds(slower_factor, slower_min_seconds), max_examples)
+        origin = outcomes_path(folder)
+        for rows in iter_outcome_rows(folder, chunk_rows):
+            accumulated.add_rows(rows, origin)
+    findings = findings_of(accumulated)
     findings.run = _run_summary(_read_json(folder / RUN_FILE))
     schema = _read_json(folder / SCHEMA_FILE)
     if schema.get("baseline") is not None and schema.get("candidate") is not None:

@@ -25,68 +25,26 @@ So memory follows the number of classes (and a chunk), not the number of stateme
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from replay.compare.alike import AlikeFold, alike_verdict
 from replay.compare.cascades import CascadeTracker
+from replay.compare.reading import frame_of
 from replay.compare.sketch import DistinctCounter, QuantileSketch
+from replay.compare.state import (
+    KEY_COLUMN,
+    ROW_COLUMN,
+    UNSENT,
+    ClassState,
+    add_application,
+)
 from replay.compare.verdict import Thresholds, statement_verdicts
 
-UNSENT = ""
-APPLICATION_LIMIT = 256
 JITTER_EXACT = 100_000
-_ROW = "_row"
-_KEY = "_verdict_key"
-
-Example = tuple[tuple[Any, ...], dict[str, Any]]
-
-
-@dataclass(slots=True)
-class ClassState:
-    """What classification keeps of one query class's statements."""
-
-    count: int = 0
-    first: float | None = None
-    last: float | None = None
-    verdicts: Counter[str] = field(default_factory=Counter)
-    sessions: DistinctCounter = field(default_factory=DistinctCounter)
-    affected_sessions: dict[str, DistinctCounter] = field(default_factory=dict)
-    applications: set[str] = field(default_factory=set)
-    affected_applications: dict[str, set[str]] = field(default_factory=dict)
-    baseline: QuantileSketch = field(default_factory=QuantileSketch)
-    candidate: QuantileSketch = field(default_factory=QuantileSketch)
-    reference: QuantileSketch = field(default_factory=QuantileSketch)
-    examples: dict[str, list[Example]] = field(default_factory=dict)
-
-    def merge(self, other: ClassState, max_examples: int) -> None:
-        """Fold in the state of the same class from another part of the run."""
-        self.count += other.count
-        if other.first is not None:
-            self.first = other.first if self.first is None else min(self.first, other.first)
-        if other.last is not None:
-            self.last = other.last if self.last is None else max(self.last, other.last)
-        self.verdicts.update(other.verdicts)
-        self.sessions.merge(other.sessions)
-        for key, counter in other.affected_sessions.items():
-            self.affected_sessions.setdefault(key, DistinctCounter()).merge(counter)
-        for name in other.applications:
-            _add_application(self.applications, name)
-        for key, names in other.affected_applications.items():
-            mine = self.affected_applications.setdefault(key, set())
-            for name in names:
-                _add_application(mine, name)
-        self.baseline.merge(other.baseline)
-        self.candidate.merge(other.candidate)
-        self.reference.merge(other.reference)
-        for key, examples in other.examples.items():
-            kept = self.examples.setdefault(key, [])
-            kept.extend(examples)
-            kept.sort(key=lambda example: example[0])
-            del kept[max_examples:]
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -102,11 +60,6 @@ def _status(frame: pd.DataFrame, target: str) -> pd.Series:
     return frame[column] == "ok"
 
 
-def _add_application(names: set[str], name: Any) -> None:
-    if name and len(names) < APPLICATION_LIMIT:
-        names.add(str(name))
-
-
 class Accumulator:
     """A run's per-class state, folded one chunk of outcome rows at a time."""
 
@@ -120,13 +73,45 @@ class Accumulator:
         self.jitter = QuantileSketch(JITTER_EXACT)
         self.cascades = CascadeTracker()
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Judge a chunk of outcome rows and fold it in."""
+    def add_rows(self, rows: list[dict[str, Any]], origin: Path | str) -> None:
+        """Judge a chunk of flat outcome rows (as written) and fold it in: the rows every
+        target answered alike directly (:mod:`replay.compare.alike`), the others as a
+        frame (``origin`` names them in errors)."""
+        fold = AlikeFold(self.max_examples)
+        limits, states = self.thresholds, self.classes
+        others: list[dict[str, Any]] = []
+        numbers: list[int] = []
+        for number, row in enumerate(rows, self.statements):
+            verdict = alike_verdict(row, limits)
+            if verdict is None:
+                others.append(row)
+                numbers.append(number)
+                continue
+            fingerprint = row["fingerprint"]
+            state = states.get(fingerprint)
+            if state is None:
+                state = self.state(fingerprint)
+            fold.add(state, fingerprint, row, verdict, number)
+        fold.into(states)
+        if fold.jitter:
+            self.jitter.add(fold.jitter)
+        alike = len(rows) - len(others)
+        self.statements += alike
+        if others:
+            self.add(frame_of(others, origin), np.asarray(numbers))
+
+    def add(self, frame: pd.DataFrame, numbers: np.ndarray | None = None) -> None:
+        """Judge a chunk of outcome rows and fold it in (``numbers``: the rows' positions
+        in the run, when not the next ones)."""
         frame = frame.reset_index(drop=True)
         verdicts = statement_verdicts(frame, self.thresholds)
         rows = frame.assign(verdict=verdicts)
-        rows[_KEY] = verdicts.fillna(UNSENT)
-        rows[_ROW] = np.arange(self.statements, self.statements + len(frame))
+        rows[KEY_COLUMN] = verdicts.fillna(UNSENT)
+        rows[ROW_COLUMN] = (
+            numbers
+            if numbers is not None
+            else np.arange(self.statements, self.statements + len(frame))
+        )
         cascade = (
             frame["cascade_of"].notna()
             if "cascade_of" in frame.columns
@@ -176,26 +161,26 @@ class Accumulator:
             state.count += int(count)
             state.first = first if state.first is None else min(state.first, first)
             state.last = last if state.last is None else max(state.last, last)
-        for (fingerprint, key), n in own.groupby(["fingerprint", _KEY]).size().items():
+        for (fingerprint, key), n in own.groupby(["fingerprint", KEY_COLUMN]).size().items():
             self.state(fingerprint).verdicts[str(key)] += int(n)
 
     def _add_sessions(self, own: pd.DataFrame) -> None:
         pairs = own[["fingerprint", "session"]].dropna().drop_duplicates()
         for fingerprint, sessions in pairs.groupby("fingerprint")["session"]:
             self.state(fingerprint).sessions.add(sessions)
-        triples = own.loc[own[_KEY] != UNSENT, ["fingerprint", _KEY, "session"]]
+        triples = own.loc[own[KEY_COLUMN] != UNSENT, ["fingerprint", KEY_COLUMN, "session"]]
         triples = triples.dropna().drop_duplicates()
-        for (fingerprint, key), sessions in triples.groupby(["fingerprint", _KEY])["session"]:
+        for (fingerprint, key), sessions in triples.groupby(["fingerprint", KEY_COLUMN])["session"]:
             counters = self.state(fingerprint).affected_sessions
             counters.setdefault(str(key), DistinctCounter()).add(sessions)
 
     def _add_applications(self, own: pd.DataFrame) -> None:
-        names = own[["fingerprint", _KEY, "application_name"]].drop_duplicates()
+        names = own[["fingerprint", KEY_COLUMN, "application_name"]].drop_duplicates()
         for fingerprint, key, name in names.itertuples(index=False):
             state = self.state(fingerprint)
-            _add_application(state.applications, name)
+            add_application(state.applications, name)
             if key != UNSENT:
-                _add_application(state.affected_applications.setdefault(str(key), set()), name)
+                add_application(state.affected_applications.setdefault(str(key), set()), name)
 
     def _add_latency(self, own: pd.DataFrame) -> None:
         answered = own[_status(own, "baseline") & _status(own, "candidate")]
@@ -223,15 +208,17 @@ class Accumulator:
     def _add_examples(self, own: pd.DataFrame) -> None:
         if self.max_examples <= 0:
             return
-        order = ["fingerprint", _KEY, "start", "session", "seq", _ROW]
+        order = ["fingerprint", KEY_COLUMN, "start", "session", "seq", ROW_COLUMN]
         first = (
             own.sort_values(order, kind="stable")
-            .groupby(["fingerprint", _KEY])
+            .groupby(["fingerprint", KEY_COLUMN])
             .head(self.max_examples)
         )
         for record in first.to_dict("records"):
-            kept = self.state(record["fingerprint"]).examples.setdefault(str(record[_KEY]), [])
-            sort_key = (record["start"], str(record["session"]), int(record["seq"]), record[_ROW])
+            state = self.state(record["fingerprint"])
+            kept = state.examples.setdefault(str(record[KEY_COLUMN]), [])
+            seq, number = int(record["seq"]), record[ROW_COLUMN]
+            sort_key = (record["start"], str(record["session"]), seq, number)
             kept.append((sort_key, record))
             if len(kept) > self.max_examples:
                 kept.sort(key=lambda example: example[0])

@@ -28,9 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from replay.compare.accumulate import UNSENT, Accumulator, ClassState
+from replay.compare.accumulate import Accumulator
 from replay.compare.findings import Latency, Outcome, QueryClass
 from replay.compare.sketch import QuantileSketch
+from replay.compare.state import UNSENT, ClassState
 from replay.compare.verdict import BREAKING, Thresholds, Verdict
 from replay.fingerprint import normalize
 

@@ -45,14 +45,26 @@ def iter_outcome_chunks(
 ) -> Iterator[pd.DataFrame]:
     """The saved outcome rows of a run, ``chunk_rows`` lines per DataFrame, in file order."""
     path = outcomes_path(report_folder)
+    for rows in iter_outcome_rows(report_folder, chunk_rows):
+        with collection_paused():
+            frame = _frame(rows, path)
+        yield frame
+
+
+def iter_outcome_rows(
+    report_folder: Path | str, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[list[dict[str, Any]]]:
+    """The saved outcome rows of a run as parsed lines (flat dicts), ``chunk_rows`` at a
+    time, in file order."""
+    path = outcomes_path(report_folder)
     with path.open("rb") as handle:
         numbered = enumerate(handle, 1)
         while True:
             with collection_paused():
-                frame = _next_frame(numbered, path, chunk_rows)
-            if frame is None:
+                rows = _next_rows(numbered, path, chunk_rows)
+            if not rows:
                 return
-            yield frame
+            yield rows
 
 
 def frame_of(rows: list[dict[str, Any]], origin: Path | str) -> pd.DataFrame:
@@ -62,9 +74,9 @@ def frame_of(rows: list[dict[str, Any]], origin: Path | str) -> pd.DataFrame:
         return _frame(rows, Path(origin))
 
 
-def _next_frame(
+def _next_rows(
     numbered: Iterator[tuple[int, bytes]], path: Path, chunk_rows: int
-) -> pd.DataFrame | None:
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for number, line in numbered:
         if not line.strip():
@@ -78,7 +90,7 @@ def _next_frame(
         rows.append(row)
         if len(rows) >= chunk_rows:
             break
-    return _frame(rows, path) if rows else None
+    return rows
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from replay.compare.accumulate import Accumulator
-from replay.compare.reading import CHUNK_ROWS, frame_of
+from replay.compare.reading import CHUNK_ROWS
 from replay.engine.lane import Lane
 from replay.engine.pipeline import PipelinedConnection, encrypted
 from replay.engine.session import Emit, Pacer, SessionRun, Timing
@@ -69,7 +69,7 @@ class Tally:
     def fold(self) -> None:
         """Fold the rows written since the last fold into the accumulator."""
         if self.accumulator is not None and self._pending:
-            self.accumulator.add(frame_of(self._pending, self.writer.path))
+            self.accumulator.add_rows(self._pending, self.writer.path)
         self._pending = []
 
 
