@@ -23,9 +23,33 @@ CACHED_TEXTS = 8192
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 
 
-@lru_cache(maxsize=CACHED_TEXTS)
+# Two DML texts that differ only in the numbers they inline have one fingerprint: a
+# number there is a constant (a value, a LIMIT, a typmod, an ORDER BY position, a $n),
+# and constants are not part of it. Parsing every such text (the simple protocol inlines
+# values, so each text is new) cost more than replaying it; texts keyed with their
+# numbers zeroed are parsed once. Only where that holds for certain: DML, and no quoted
+# identifier (which may hold a number). A number glued to a word (t1, 1e5) is no key
+# change: \b needs a boundary on both sides.
+_NUMBER = re.compile(r"\b\d+\b")
+_DML = re.compile(r"\s*(?:select|insert|update|delete|with|values|table)\b", re.IGNORECASE)
+
+
+_CLASSES: dict[str, str] = {}
+
+
 def fingerprint(sql: str) -> str:
     """The query class of ``sql``: 16 hex digits."""
+    key = _NUMBER.sub("0", sql) if '"' not in sql and _DML.match(sql) else sql
+    found = _CLASSES.get(key)
+    if found is None:
+        if len(_CLASSES) >= CACHED_TEXTS:
+            _CLASSES.clear()
+        # The first text seen with this key is the one parsed (not the key itself).
+        found = _CLASSES[key] = _parsed_fingerprint(sql)
+    return found
+
+
+def _parsed_fingerprint(sql: str) -> str:
     try:
         return str(parser.fingerprint(sql))
     except Exception:  # pglast raises ParseError and, on odd input, others

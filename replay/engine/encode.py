@@ -17,8 +17,8 @@ DISCARD (the map of prepared names).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from struct import Struct
+from typing import NamedTuple
 
 from replay.engine.plan import Prepared, encode
 from replay.engine.responses import Request
@@ -35,6 +35,17 @@ _DESCRIBE_EXECUTE_SYNC = (
 )
 _SYNC = b"S" + _LENGTH.pack(4)
 _EXCLUSIVE = re.compile(r"\bcopy\b|^\s*(?:deallocate|discard)\b", re.I)
+_EXCLUSIVE_WORDS = ("copy", "deallocate", "discard")
+
+
+def exclusive_sql(text: str) -> bool:
+    """Whether SQL ``text`` makes its request exclusive (COPY, DEALLOCATE, DISCARD)."""
+    # A case-insensitive regex over every statement's text cost more than building its
+    # request: most texts hold none of the words, which a plain search tells at once.
+    lowered = text.lower()
+    if not any(word in lowered for word in _EXCLUSIVE_WORDS):
+        return False
+    return _EXCLUSIVE.search(text) is not None
 
 
 def _message(kind: bytes, body: bytes) -> bytes:
@@ -72,8 +83,7 @@ def copy_in(data: bytes | None, extended: bool) -> bytes:
     return out + _SYNC if extended else out
 
 
-@dataclass(frozen=True, slots=True)
-class Wire:
+class Wire(NamedTuple):
     """A request's bytes that do not depend on the connection: built once per statement
     and sent to every target (all but executions of named statements)."""
 
@@ -88,14 +98,14 @@ def wire(statement: Statement) -> Wire | None:
     execution, whose bytes depend on what the connection has prepared."""
     if statement.protocol == "simple":
         text = statement.batch if statement.batch is not None else statement.sql
-        return Wire(query(text), text, False, _EXCLUSIVE.search(text) is not None)
+        return Wire(query(text), text, False, exclusive_sql(text))
     if statement.statement_name:
         return None
     values = statement.param_bytes()
     declared = list(statement.param_types)
     types = (declared + [0] * len(values))[: len(values)]
     data = _parse(b"", encode(statement.sql), types) + _bind(b"", statement, values)
-    exclusive = _EXCLUSIVE.search(statement.sql) is not None
+    exclusive = exclusive_sql(statement.sql)
     return Wire(data + _DESCRIBE_EXECUTE_SYNC, statement.sql, True, exclusive)
 
 
@@ -117,7 +127,7 @@ def request(statement: Statement, prepared: Prepared, shared: Wire | None = None
     values = statement.param_bytes()
     declared = list(statement.param_types)
     name = statement.statement_name
-    exclusive = _EXCLUSIVE.search(statement.sql) is not None
+    exclusive = exclusive_sql(statement.sql)
     key = (statement.sql, tuple(declared))
     bname = encode(name)
     data = _bind(bname, statement, values) + _DESCRIBE_EXECUTE_SYNC
