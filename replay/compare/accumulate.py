@@ -215,11 +215,7 @@ class Accumulator:
             .head(self.max_examples)
         )
         for record in first.to_dict("records"):
-            state = self.state(record["fingerprint"])
-            kept = state.examples.setdefault(str(record[KEY_COLUMN]), [])
             seq, number = int(record["seq"]), record[ROW_COLUMN]
             sort_key = (record["start"], str(record["session"]), seq, number)
-            kept.append((sort_key, record))
-            if len(kept) > self.max_examples:
-                kept.sort(key=lambda example: example[0])
-                del kept[self.max_examples :]
+            state = self.state(record["fingerprint"])
+            state.keep(str(record[KEY_COLUMN]), sort_key, record, self.max_examples)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import pandas as pd
@@ -25,11 +26,10 @@ from replay.compare.verdict import Thresholds, Verdict
 
 # What must be equal on every target (None equals None), beside status "ok".
 _ASPECTS = ("tag", "rows", "columns", "digest", "digest_unordered")
-_FIELDS = {
-    target: tuple(f"{target}_{aspect}" for aspect in _ASPECTS)
-    for target in ("candidate", "baseline2")
+_ANSWERS = {
+    target: itemgetter(*(f"{target}_{aspect}" for aspect in _ASPECTS))
+    for target in ("baseline", "candidate", "baseline2")
 }
-_BASELINE = tuple(f"baseline_{aspect}" for aspect in _ASPECTS)
 OK = str(Verdict.OK)
 SLOWER = str(Verdict.SLOWER)
 
@@ -45,10 +45,13 @@ def alike_verdict(row: Mapping[str, Any], limits: Thresholds) -> str | None:
     base2 = get("baseline2_status")
     if base2 is not None and base2 != "ok":
         return None
-    baseline = [get(key) for key in _BASELINE]
-    if [get(key) for key in _FIELDS["candidate"]] != baseline:
-        return None
-    if base2 is not None and [get(key) for key in _FIELDS["baseline2"]] != baseline:
+    try:  # a row written by the engine has every field; any other goes the pandas way
+        baseline = _ANSWERS["baseline"](row)
+        if _ANSWERS["candidate"](row) != baseline:
+            return None
+        if base2 is not None and _ANSWERS["baseline2"](row) != baseline:
+            return None
+    except KeyError:
         return None
     # The statement rule's durations: a missing one (not timed) counts as 0.
     reference = get("baseline_duration") or 0.0
@@ -111,13 +114,11 @@ class AlikeFold:
     ) -> None:
         kept = state.examples.setdefault(verdict, [])
         key = (row["start"], str(row["session"]), int(row["seq"]), number)
-        if len(kept) >= self.max_examples and key >= max(example[0] for example in kept):
+        # Kept examples are in order (see ClassState.keep), so the last is the latest.
+        if len(kept) >= self.max_examples and key >= kept[-1][0]:
             return
         record = {**row, "verdict": verdict, KEY_COLUMN: verdict, ROW_COLUMN: number}
-        kept.append((key, record))
-        if len(kept) > self.max_examples:
-            kept.sort(key=lambda example: example[0])
-            del kept[self.max_examples :]
+        state.keep(verdict, key, record, self.max_examples)
 
     def into(self, states: dict[str, ClassState]) -> None:
         """Fold what this chunk collected into the classes' sessions, applications and

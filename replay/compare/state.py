@@ -20,6 +20,10 @@ KEY_COLUMN = "_verdict_key"
 Example = tuple[tuple[Any, ...], dict[str, Any]]
 
 
+def _sort_key(example: Example) -> tuple[Any, ...]:
+    return example[0]
+
+
 @dataclass(slots=True)
 class ClassState:
     """What classification keeps of one query class's statements."""
@@ -58,10 +62,18 @@ class ClassState:
         self.candidate.merge(other.candidate)
         self.reference.merge(other.reference)
         for key, examples in other.examples.items():
-            kept = self.examples.setdefault(key, [])
-            kept.extend(examples)
-            kept.sort(key=lambda example: example[0])
-            del kept[max_examples:]
+            for sort_key, record in examples:
+                self.keep(key, sort_key, record, max_examples)
+
+    def keep(
+        self, verdict: str, sort_key: tuple[Any, ...], record: dict[str, Any], max_examples: int
+    ) -> None:
+        """Keep ``record`` if it is among the first ``max_examples`` of its statement
+        verdict by ``sort_key``; the kept ones stay in that order."""
+        kept = self.examples.setdefault(verdict, [])
+        kept.append((sort_key, record))
+        kept.sort(key=_sort_key)
+        del kept[max_examples:]
 
 
 def add_application(names: set[str], name: Any) -> None:
