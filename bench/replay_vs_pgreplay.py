@@ -59,6 +59,7 @@ from common import (
     server_version,
     table,
 )
+from raw_pipeline import raw_replay
 
 from replay.server import EmbeddedServer
 
@@ -191,26 +192,57 @@ def capture_workload(
     return cap, work / f"{name}.csv", captured, logged
 
 
+def renamed_log(log: Path, database: str) -> Path:
+    """A copy of a csvlog slice whose sessions use ``database`` instead of DB, so that a
+    second pgreplay replays the same statements into another database."""
+    out = log.with_name(f"{log.stem}-{database}.csv")
+    with log.open(newline="", encoding="utf-8") as src, out.open("w", newline="") as dst:
+        writer = csv.writer(dst)
+        for row in csv.reader(src):
+            if len(row) > 2 and row[2] == DB:
+                row[2] = database
+            writer.writerow(row)
+    return out
+
+
 def run_pgreplay(
-    exe: str, target: EmbeddedServer, log: Path, statements: int, name: str, timeout: float
-) -> Replay:
-    fresh_db(target, DB)
-    argv = [exe, "-c", "-j", "-h", "127.0.0.1", "-p", str(target.port), str(log)]
+    exe: str, target: EmbeddedServer, log: Path, statements: int, name: str, timeout: float,
+    copies: int = 1,
+) -> Replay:  # fmt: skip
+    """pgreplay -j on the log slice; with ``copies`` > 1, that many pgreplay processes at
+    once, each replaying the same statements into a database of its own (one per
+    target: what replaying against two targets takes with pgreplay)."""
+    logs = [log] + [renamed_log(log, f"{DB}{i}") for i in range(2, copies + 1)]
+    for i in range(1, copies + 1):
+        fresh_db(target, DB if i == 1 else f"{DB}{i}")
+    tool = "pgreplay -j" if copies == 1 else f"pgreplay -j x{copies} (one per target, at once)"
     start = time.monotonic()
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    procs = [
+        subprocess.Popen(
+            [exe, "-c", "-j", "-h", "127.0.0.1", "-p", str(target.port), str(one)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for one in logs
+    ]
+    outputs: list[str] = []
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        for proc in procs:
+            left = max(0.1, timeout - (time.monotonic() - start))
+            out, _ = proc.communicate(timeout=left)
+            outputs.append(out.decode(errors="replace").strip())
     except subprocess.TimeoutExpired:
         waiting = psql(
             target.url(),
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
         )
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = procs[len(outputs)].communicate()
         return Replay(
-            "pgreplay -j",
+            tool,
             name,
             statements,
             time.monotonic() - start,
@@ -219,29 +251,40 @@ def run_pgreplay(
             + " / ".join(out.decode(errors="replace").strip().splitlines()[-3:]),
         )
     wall = time.monotonic() - start
-    text = out.decode(errors="replace").strip()
-    if proc.returncode != 0:
+    failed = [p.returncode for p in procs if p.returncode != 0]
+    if failed:
         return Replay(
-            "pgreplay -j",
-            name,
-            statements,
-            wall,
-            f"failed: exit {proc.returncode}",
-            detail=text[-500:],
+            tool, name, statements, wall, f"failed: exit {failed[0]}", detail=outputs[-1][-500:]
         )
-    # pgreplay's own statistics: its count of statements and its run time
+    # pgreplay's own statistics (of the last to finish): its count and its run time
+    text = outputs[-1]
     executed = re.search(r"SQL statements executed: (\d+)", text)
     own_time = re.search(r"Total run time: ([0-9.]+) seconds", text)
     calls = re.search(r"Calls to the server: (\d+)", text)
     return Replay(
-        "pgreplay -j",
+        tool,
         name,
         int(executed.group(1)) if executed else statements,
         wall,
         "finished",
-        float(own_time.group(1)) if own_time else None,
+        float(own_time.group(1)) if own_time and copies == 1 else None,
         detail=f"pgreplay says: {executed.group(0) if executed else '?'}; "
         f"{calls.group(0) if calls else '?'}; {own_time.group(0) if own_time else '?'}",
+    )
+
+
+def run_ceiling(target: EmbeddedServer, cap: Path, name: str) -> Replay:
+    """The raw sender (bench/raw_pipeline.py) against fresh baseline and candidate."""
+    urls = [fresh_db(target, "baseline"), fresh_db(target, "candidate")]
+    result = raw_replay(cap, urls)
+    return Replay(
+        "ceiling: raw sender (2 targets)",
+        name,
+        result.statements,
+        result.wall_s,
+        "finished",
+        result.wall_s,
+        detail=f"client CPU {result.client_cpu_s:.2f} s; {result.left_out} statements left out",
     )
 
 
@@ -364,9 +407,15 @@ def main() -> int:
             cap, log, captured, logged = capture_workload(source, work, name, argv)
             counts[name] = {"captured": captured, "logged": logged}
             if exe:
-                r = run_pgreplay(exe, target, log, logged, name, args.pgreplay_timeout)
-                print(f"  {r.tool}: {r.outcome} in {r.wall_s:.1f} s", file=sys.stderr)
-                replays.append(r)
+                for copies in (1, 2):
+                    r = run_pgreplay(exe, target, log, logged, name, args.pgreplay_timeout, copies)
+                    print(f"  {r.tool}: {r.outcome} in {r.wall_s:.1f} s", file=sys.stderr)
+                    replays.append(r)
+                    if r.outcome.startswith("hung"):
+                        break  # two of them hang as surely as one
+            r = run_ceiling(target, cap, name)
+            print(f"  {r.tool}: {r.outcome} in {r.wall_s:.1f} s", file=sys.stderr)
+            replays.append(r)
             r = run_replay(target, cap, work, name, jobs)
             print(
                 f"  {r.tool}: {r.outcome} in {r.wall_s:.1f} s, max RSS {r.max_rss_mb} MB",
