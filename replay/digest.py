@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 _MOD = 1 << 128
 _NULL = struct.pack("!i", -1)
+_LENGTH = struct.Struct("!I")
+_blake2b = hashlib.blake2b
 
 
 def encode_row(values: Sequence[bytes | None]) -> bytes:
@@ -45,10 +47,9 @@ class RowDigest:
     def add_datarow(self, body: bytes) -> None:
         """Add one row given as a DataRow message body."""
         self.rows += 1
-        self._ordered.update(struct.pack("!I", len(body)))
-        self._ordered.update(body)
+        self._ordered.update(_LENGTH.pack(len(body)) + body)
         self._unordered = (
-            self._unordered + int.from_bytes(hashlib.blake2b(body, digest_size=16).digest(), "big")
+            self._unordered + int.from_bytes(_blake2b(body, digest_size=16).digest(), "big")
         ) % _MOD
 
     def add_values(self, values: Sequence[bytes | None]) -> None:

@@ -176,11 +176,14 @@ class Statement:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Statement:
-        data = {k: v for k, v in obj.items() if k != "type"}
-        if data.get("error") is not None:
-            data["error"] = ErrorInfo(**data["error"])
-        if "columns" in data:
-            data["columns"] = [(str(n), int(o)) for n, o in data["columns"]]
+        data = dict(obj)  # the caller's object stays as it was
+        data.pop("type", None)
+        error = data.get("error")
+        if error is not None:
+            data["error"] = ErrorInfo(**error)
+        columns = data.get("columns")
+        if columns:
+            data["columns"] = [(str(n), int(o)) for n, o in columns]
         return cls(**data)
 
 

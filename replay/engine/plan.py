@@ -39,7 +39,7 @@ class Step(NamedTuple):
 
 def track(prepared: Prepared, sql: str) -> None:
     """Keep the map of prepared names true after DEALLOCATE / DISCARD ALL."""
-    if not _MAY_DEALLOCATE.match(sql):
+    if not prepared or not _MAY_DEALLOCATE.match(sql):  # nothing to forget
         return
     if _DISCARD.match(sql):
         prepared.clear()

@@ -36,6 +36,9 @@ __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
 
 _LENGTH = Struct("!I")
 _DATA_ROW = ord("D")
+_COMMAND_COMPLETE = ord("C")
+_READY_FOR_QUERY = ord("Z")
+_ROW_DESCRIPTION = ord("T")
 _INT16 = Struct("!h")
 _INT32 = Struct("!i")
 _FIELD_TAIL = Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
@@ -150,30 +153,34 @@ class AnswerReader:
             if end > size:
                 break
             kind = buffer[pos]
-            if kind == _DATA_ROW:  # most messages: inline
+            # The messages of every answer inline (rows, their description, the command's
+            # tag, ReadyForQuery); the others through _message.
+            if kind == _DATA_ROW:
                 digest = self._digest
                 if digest is not None:
                     body = buffer[pos + 5 : end]
                     digest.add_datarow(body)
                     if len(self._sample) < SAMPLE_ROWS:
                         self._sample.append(body)
-            else:
-                answer = self._message(buffer[pos : pos + 1], buffer[pos + 5 : end], now)
+            elif kind == _COMMAND_COMPLETE:
+                self._result(
+                    self._complete(buffer[pos + 5 : end - 1].decode("utf-8", "replace"), now)
+                )
+            elif kind == _READY_FOR_QUERY:
+                answer = self._ready(chr(buffer[pos + 5]) if length > 4 else "", now)
                 if answer is not None:
                     answers.append(answer)
+            elif kind == _ROW_DESCRIPTION:
+                self._columns, self._binary = describe_columns(buffer[pos + 5 : end])
+                self._digest, self._sample = RowDigest(), []
+            else:
+                self._message(buffer[pos : pos + 1], buffer[pos + 5 : end], now)
             pos = end
         self._buffer = buffer[pos:]
         return answers
 
-    def _message(self, kind: bytes, body: bytes, now: float) -> Answer | None:
-        if kind == b"T":
-            self._columns, self._binary = describe_columns(body)
-            self._digest, self._sample = RowDigest(), []
-        elif kind == b"C":
-            self._result(self._complete(body[:-1].decode("utf-8", "replace"), now))
-        elif kind == b"Z":
-            return self._ready(chr(body[0]) if body else "", now)
-        elif kind == b"E":
+    def _message(self, kind: bytes, body: bytes, now: float) -> None:
+        if kind == b"E":
             self._error(body, now)
         elif kind == b"I":
             self._result(TargetOutcome(status="ok", tag="", duration=self._duration(now)))
@@ -191,7 +198,6 @@ class AnswerReader:
             self.fatal = "COPY BOTH (replication) is not replayed"
         # 2 3 n t s (Bind/Close complete, NoData, ParameterDescription, PortalSuspended),
         # c (CopyDone), N (notices), S (ParameterStatus), A (notifications): no outcome.
-        return None
 
     def _duration(self, now: float) -> float | None:
         head = self.pending[0] if self.pending else None

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from replay.engine.encode import Wire, wire
 from replay.engine.lane import Lane
@@ -205,13 +206,21 @@ def _priority(name: str) -> int:
     return CASCADE_PRIORITY.index(name) if name in CASCADE_PRIORITY else len(CASCADE_PRIORITY)
 
 
+@lru_cache(maxsize=64)
+def _in_priority(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Target names in CASCADE_PRIORITY order (asked for every row: cached)."""
+    return tuple(sorted(names, key=_priority))
+
+
 def _finish(entry: _Entry) -> OutcomeRow:
     row = entry.row
-    row.outcomes = {name: entry.outcomes[name] for name in sorted(entry.outcomes, key=_priority)}
+    names = _in_priority(tuple(entry.outcomes))
+    outcomes, cascades = entry.outcomes, entry.cascades
+    row.outcomes = {name: outcomes[name] for name in names}
     keep_samples_where_rows_differ(row.outcomes)
-    for name in sorted(entry.cascades, key=_priority):
-        if entry.cascades[name] is not None:
-            row.cascade_of = entry.cascades[name]
+    for name in names:
+        if cascades.get(name) is not None:
+            row.cascade_of = cascades[name]
             break
     return row
 
