@@ -40,7 +40,7 @@ def alike_verdict(row: Mapping[str, Any], limits: Thresholds) -> str | None:
     get = row.get
     if get("baseline_status") != "ok" or get("candidate_status") != "ok":
         return None
-    if get("cascade_of") is not None or get("fingerprint") is None:
+    if get("cascade_of") is not None or not isinstance(get("fingerprint"), str):
         return None
     base2 = get("baseline2_status")
     if base2 is not None and base2 != "ok":

@@ -213,7 +213,7 @@ class PipelinedConnection(Reusable):
                 self.prepared[name] = key  # type: ignore[assignment]
             else:
                 self.prepared.pop(name, None)
-        if self.prepared and any(o.status == "ok" for o in answer.outcomes):
+        if any(o.status == "ok" for o in answer.outcomes):
             track(self.prepared, item.sql)
 
     def _lose(self, message: str) -> None:
