@@ -17,8 +17,9 @@ import argparse
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -36,10 +37,11 @@ from replay.engine.session import _row
 from replay.outcomes import TargetOutcome
 from replay.records import Statement
 
+T = TypeVar("T")
 ROW = b"\x00\x01\x00\x00\x00\x04-123"  # a DataRow body: one int4 column as text
 
 
-def each(function: Callable[[object], object], items: list[object]) -> Callable[[], None]:
+def each(function: Callable[[T], object], items: Sequence[T]) -> Callable[[], None]:
     """A step that calls ``function`` on every item, keeping no result (as the replay
     keeps none: a list of results would make the cyclic collector's passes the cost)."""
 
