@@ -5,8 +5,9 @@ pandas, and ``run.json``, ``schema.json`` and ``blame.json`` where the run wrote
 and never connects to a database, so a report re-renders anywhere from the folder.
 
 Memory is bounded by the number of query classes, never by the length of the run:
-``outcomes.jsonl`` is read a chunk at a time (:mod:`replay.compare.reading`), each chunk
-judged with pandas (:mod:`replay.compare.verdict`) and folded into per-class state of
+``outcomes.jsonl`` is read a chunk at a time (:mod:`replay.compare.reading`), the rows
+every target answered alike judged directly (:mod:`replay.compare.alike`), the others
+with pandas (:mod:`replay.compare.verdict`), and all folded into per-class state of
 bounded size (:mod:`replay.compare.accumulate`, :mod:`replay.compare.sketch`), from which
 the classes are judged (:mod:`replay.compare.classes`). Results are exact while a class's
 data fits its bounds (2,048 timings, 4,096 sessions), as they are for any run of a few

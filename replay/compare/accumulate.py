@@ -1,9 +1,10 @@
 """Folding judged chunks of outcomes into per-class state whose size does not grow with a run.
 
 Classification reads ``outcomes.jsonl`` a chunk at a time (see
-:mod:`replay.compare.reading`); each chunk is judged with the vectorised statement rule
-(:func:`replay.compare.verdict.statement_verdicts`, which looks at one row at a time) and
-folded here into one :class:`ClassState` per query class:
+:mod:`replay.compare.reading`); the rows every target answered alike are judged and
+folded directly (:mod:`replay.compare.alike`), the others judged with the vectorised
+statement rule (:func:`replay.compare.verdict.statement_verdicts`, which looks at one row
+at a time), and both folded into one :class:`ClassState` per query class:
 
 - exact counters: statements, statement verdicts (unsent as ``""``), first and last seen;
 - the first ``max_examples`` rows of each statement verdict by ``(start, session, seq)``,

@@ -125,7 +125,7 @@ class AlikeFold:
         latencies (the counters and examples were folded row by row)."""
         for fingerprint, pairs in self._sessions.items():
             state = states[fingerprint]
-            state.sessions.add(pd.Series(sorted({session for _, session in pairs})))
+            state.sessions.add(pd.Series(list({session for _, session in pairs})))
             by_verdict: dict[str, list[str]] = {}
             for verdict, session in pairs:
                 by_verdict.setdefault(verdict, []).append(session)

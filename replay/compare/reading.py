@@ -1,7 +1,9 @@
 """Reading a run's ``outcomes.jsonl`` into pandas, whole or a bounded chunk at a time.
 
-:func:`iter_outcome_chunks` is what classification uses: one DataFrame per
-``chunk_rows`` lines, so that memory follows the chunk, not the capture. Both readers
+:func:`iter_outcome_rows` is what classification uses: the parsed lines ``chunk_rows``
+at a time, so that memory follows the chunk, not the capture (the rows that need pandas
+become a frame with :func:`frame_of`); :func:`iter_outcome_chunks` gives one DataFrame
+per chunk. The frame readers
 parse the same way, so a chunk's cells are the values the whole frame would hold: each
 line with orjson, then one column per field (a field a line lacks is missing there),
 and pandas infers each column's type as ``pd.read_json`` would. ``pd.read_json`` itself
@@ -32,7 +34,7 @@ def read_outcomes(report_folder: Path | str) -> pd.DataFrame:
     """The saved outcome rows of a run as one DataFrame, one column per flat field.
 
     Holds the whole run in memory: :func:`replay.compare.classify` reads the file in
-    chunks instead (:func:`iter_outcome_chunks`).
+    chunks instead (:func:`iter_outcome_rows`).
     """
     frames = list(iter_outcome_chunks(report_folder, chunk_rows=1 << 62))
     if not frames:
