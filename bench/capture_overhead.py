@@ -55,7 +55,7 @@ from common import (
     table,
 )
 
-from replay.server import EmbeddedServer
+from replay.targets.server import EmbeddedServer
 
 DB = "bench"
 SAMPLED = "replay capture --sample 0.01"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.capture.process import wait_for_port
-from replay.server import EmbeddedServer, free_port, tool
+from replay.targets.server import EmbeddedServer, free_port, tool
 
 VENV_BIN = Path(sys.executable).parent
 MITMDUMP = str(VENV_BIN / "mitmdump")

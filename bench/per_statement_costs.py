@@ -27,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import table
 
-from replay import fingerprint as fingerprints
 from replay.compare.accumulate import Accumulator
 from replay.compare.reading import frame_of
 from replay.compare.verdict import Thresholds
-from replay.digest import RowDigest
 from replay.engine.encode import wire
 from replay.engine.session import _row
-from replay.outcomes import TargetOutcome
-from replay.records import Statement
+from replay.model.outcomes import TargetOutcome
+from replay.model.records import Statement
+from replay.sql import fingerprint as fingerprints
+from replay.wire.digest import RowDigest
 
 T = TypeVar("T")
 ROW = b"\x00\x01\x00\x00\x00\x04-123"  # a DataRow body: one int4 column as text

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import psycopg
 
+from replay.capture.split import read_statements, split_capture
 from replay.engine.encode import wire
-from replay.engine.split import read_statements, split_capture
 
 _LENGTH = struct.Struct("!I")
 

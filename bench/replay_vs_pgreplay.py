@@ -65,7 +65,7 @@ from common import (
 )
 from raw_pipeline import raw_replay
 
-from replay.server import EmbeddedServer
+from replay.targets.server import EmbeddedServer
 
 DB = "bench"  # the logged database: pgreplay replays into a database of this name
 PRISTINE = "pristine"

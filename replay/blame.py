@@ -11,7 +11,7 @@ of its examples gets a breaking verdict against the run's saved baseline outcome
   second bisection finds the earliest file it needs, and the blame says the class breaks
   only with the two together.
 - Then the same bisection over the guilty file's statements (split with pglast by
-  :mod:`replay.migrate`) names the statement.
+  :mod:`replay.targets.migrate`) names the statement.
 
 Probes are memoised by the migrations they apply and shared by all classes, so a run
 with many findings costs a few probes per file boundary, not per class. The result is
@@ -34,13 +34,14 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from replay import migrate
-from replay.clone import Target, dump_and_restore
+from replay.capture.split import SplitCapture, read_session, split_capture
 from replay.compare import BLAME_FILE, BREAKING, RUN_FILE, classify, statement_verdict
-from replay.engine import EngineOptions, Selection, Timeouts, replay, split_capture
-from replay.engine.split import SplitCapture, read_session
+from replay.engine import EngineOptions, Timeouts, replay
 from replay.errors import BadInput, MigrationError, SetupError
-from replay.outcomes import OutcomeRow, TargetOutcome, iter_outcomes
+from replay.model.outcomes import OutcomeRow, TargetOutcome, iter_outcomes
+from replay.model.selection import Selection
+from replay.targets import migrate
+from replay.targets.clone import Target, dump_and_restore
 
 Plan = tuple[tuple[int, int], ...]
 """Which migrations a probe applies: (file index, number of its statements) pairs."""

@@ -21,25 +21,19 @@ from typing import Any
 
 import psycopg
 
-from replay import migrate
 from replay.blame import blame
 from replay.capture.format import capture_meta
-from replay.clone import Clones
+from replay.capture.split import split_capture
 from replay.compare import FAIL_ON_LEVELS, Findings, Thresholds, classify, exit_code
-from replay.engine import (
-    DEPTH,
-    EngineOptions,
-    ReplayCounts,
-    Selection,
-    Timeouts,
-    replay,
-    split_capture,
-)
+from replay.engine import DEPTH, EngineOptions, ReplayCounts, Timeouts, replay
 from replay.errors import BadInput, SetupError
-from replay.recorded_command import run_recorded
+from replay.model.selection import Selection
 from replay.report import write_reports
-from replay.safety import Target, check_safe, strip_password
-from replay.schema import snapshot
+from replay.targets import migrate
+from replay.targets.clone import Clones
+from replay.targets.recorded_command import run_recorded
+from replay.targets.safety import Target, check_safe, strip_password
+from replay.targets.schema import snapshot
 
 RUN_FILE = "run.json"
 SCHEMA_FILE = "schema.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.capture.format import CaptureWriter
-from replay.records import Record, Session, SessionEnd, Statement, encode_param
+from replay.model.records import Record, Session, SessionEnd, Statement, encode_param
 
 INT4 = 23
 TEXT = 25

@@ -20,8 +20,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from replay.capture.process import CaptureProcess
-from replay.safety import Target
-from replay.server import EmbeddedServer
+from replay.targets.safety import Target
+from replay.targets.server import EmbeddedServer
 
 pytest_plugins = ["pytester"]
 

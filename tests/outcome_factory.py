@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from replay.fingerprint import fingerprint, has_top_level_order_by
-from replay.outcomes import OutcomeRow, OutcomeWriter, TargetOutcome
+from replay.model.outcomes import OutcomeRow, OutcomeWriter, TargetOutcome
+from replay.sql.fingerprint import fingerprint, has_top_level_order_by
 
 INT4 = 23
 TEXT = 25

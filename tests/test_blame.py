@@ -12,8 +12,8 @@ from conftest import PgServer
 
 from replay.blame import blame
 from replay.compare import Verdict, classify
-from replay.fingerprint import fingerprint
 from replay.run import RunOptions, run_replay
+from replay.sql.fingerprint import fingerprint
 
 SCHEMA = """
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 from conftest import CaptureProxy, PgServer
 
-from replay.recorded_command import ran_statements
 from replay.run import RunOptions, run_replay
+from replay.targets.recorded_command import ran_statements
 
 # A stand-in for any migration tool: its own client, its own transaction, its own
 # bookkeeping query with a bound parameter, none of it in a file we could split.
@@ -61,7 +61,7 @@ def test_migrate_cmd_statements_are_recorded_and_blamed(
 
 def test_recorded_statements_leave_out_reads_and_transaction_control(tmp_path: Path) -> None:
     from replay.capture.format import CaptureWriter
-    from replay.records import ErrorInfo, Statement
+    from replay.model.records import ErrorInfo, Statement
 
     with CaptureWriter(tmp_path / "cap") as writer:
         for seq, sql in enumerate(

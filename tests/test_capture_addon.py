@@ -15,7 +15,7 @@ from replay.capture.decoder import Decoder
 from replay.capture.format import CaptureWriter, read_records
 from replay.capture.recorder import ConnectionTap, Recorder
 from replay.errors import CaptureError
-from replay.records import SessionEnd, Statement
+from replay.model.records import SessionEnd, Statement
 from replay.wire import build
 
 

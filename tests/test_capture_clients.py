@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from conftest import CaptureProxy, PgServer, start_capture
 
-from replay.records import Session, SessionEnd, Statement
-from replay.server import tool
+from replay.model.records import Session, SessionEnd, Statement
+from replay.targets.server import tool
 
 
 def statements(proxy: CaptureProxy) -> list[Statement]:

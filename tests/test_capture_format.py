@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from replay.capture.format import CaptureWriter, capture_meta, read_records, segments
 from replay.errors import CaptureError
-from replay.records import ErrorInfo, Session, SessionEnd, Statement, encode_param
+from replay.model.records import ErrorInfo, Session, SessionEnd, Statement, encode_param
 
 text = st.text(max_size=40)
 binary_values = st.lists(st.one_of(st.none(), st.binary(max_size=20)), max_size=4)

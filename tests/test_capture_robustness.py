@@ -17,8 +17,8 @@ import pytest
 from conftest import CaptureProxy, PgServer, start_capture
 
 from replay.capture.process import wait_for_port
-from replay.records import Session, SessionEnd, Statement
-from replay.server import EmbeddedServer, free_port, tool
+from replay.model.records import Session, SessionEnd, Statement
+from replay.targets.server import EmbeddedServer, free_port, tool
 
 
 class RecordingUpstream:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from replay.clone import Clones
 from replay.errors import SetupError, UnsafeTarget
-from replay.safety import Endpoint, Target, check_safe, same_host, strip_password
+from replay.targets.clone import Clones
+from replay.targets.safety import Endpoint, Target, check_safe, same_host, strip_password
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('ok', 'sad');

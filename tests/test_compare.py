@@ -20,8 +20,8 @@ from replay.compare import (
     statement_verdict,
 )
 from replay.errors import BadInput
-from replay.fingerprint import fingerprint
-from replay.outcomes import OutcomeWriter, TargetOutcome
+from replay.model.outcomes import OutcomeWriter, TargetOutcome
+from replay.sql.fingerprint import fingerprint
 
 STATUS_OLD = json.dumps([["id", 23], ["status", 16434]])
 STATUS_NEW = json.dumps([["id", 23], ["status", 17059]])

@@ -12,7 +12,7 @@ from replay.compare.accumulate import Accumulator
 from replay.compare.alike import alike_verdict
 from replay.compare.reading import frame_of
 from replay.compare.verdict import Thresholds, statement_verdicts
-from replay.outcomes import OutcomeRow, TargetOutcome
+from replay.model.outcomes import OutcomeRow, TargetOutcome
 
 
 def _mixed_rows(seed: int) -> list[OutcomeRow]:

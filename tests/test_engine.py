@@ -13,12 +13,13 @@ import pytest
 from capture_builder import INT4, TEXT, SessionScript, int4, write_capture
 from conftest import two_targets
 
-from replay.digest import RowDigest
-from replay.engine import EngineOptions, Selection, Timeouts, replay, split_capture
-from replay.engine.split import _Handles, read_session, read_statements
-from replay.fingerprint import fingerprint
-from replay.outcomes import OutcomeRow, iter_outcomes, merge_parts, part_path
-from replay.safety import Target
+from replay.capture.split import _Handles, read_session, read_statements, split_capture
+from replay.engine import EngineOptions, Timeouts, replay
+from replay.model.outcomes import OutcomeRow, iter_outcomes, merge_parts, part_path
+from replay.model.selection import Selection
+from replay.sql.fingerprint import fingerprint
+from replay.targets.safety import Target
+from replay.wire.digest import RowDigest
 
 SCHEMA = """
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0);

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pglast import parser
 
-from replay import fingerprint as module
-from replay.fingerprint import fingerprint
+from replay.sql import fingerprint as module
+from replay.sql.fingerprint import fingerprint
 
 # Pairs whose texts differ only in standalone numbers: one class only where pglast says so.
 PAIRS = [

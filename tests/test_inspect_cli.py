@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from replay.capture.format import CaptureWriter
 from replay.cli import cli
-from replay.records import ErrorInfo, Session, SessionEnd, Statement
+from replay.model.records import ErrorInfo, Session, SessionEnd, Statement
 
 
 def make_capture(folder: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from replay import migrate
 from replay.errors import BadInput, MigrationError
+from replay.targets import migrate
 
 
 def write(folder: Path, name: str, text: str) -> None:

@@ -15,15 +15,16 @@ from conftest import two_targets
 from psycopg.conninfo import make_conninfo
 from tls_front import TlsFront
 
+from replay.capture.split import split_capture
 from replay.compare import Verdict, classify
-from replay.digest import RowDigest
-from replay.engine import EngineOptions, replay, split_capture
+from replay.engine import EngineOptions, replay
 from replay.engine.loop import _plaintext
 from replay.engine.pipeline import PipelinedConnection
 from replay.engine.startup import Timeouts
-from replay.outcomes import OutcomeRow, iter_outcomes
-from replay.records import Session, Statement
-from replay.safety import Target
+from replay.model.outcomes import OutcomeRow, iter_outcomes
+from replay.model.records import Session, Statement
+from replay.targets.safety import Target
+from replay.wire.digest import RowDigest
 
 SCHEMA = """
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0);

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from outcome_factory import SQL, error, ok, row, write_run
 
 from replay.compare import classify
-from replay.fingerprint import fingerprint
 from replay.report import write_reports
+from replay.sql.fingerprint import fingerprint
 
 with warnings.catch_warnings():
     # replay.cli registers the capture command, which imports mitmproxy, which imports

@@ -8,13 +8,13 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.digest import RowDigest
 from replay.engine import encode
 from replay.engine.responses import AnswerReader, Request
 from replay.engine.result import keep_samples_where_rows_differ
-from replay.outcomes import TargetOutcome
-from replay.records import Statement
+from replay.model.outcomes import TargetOutcome
+from replay.model.records import Statement
 from replay.wire import build as b
+from replay.wire.digest import RowDigest
 
 INT4, TEXT = 23, 25
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from replay.errors import SetupError
-from replay.schema import diff, snapshot
+from replay.targets.schema import diff, snapshot
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh');

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from replay.records import Record, SessionEnd, Statement
+from replay.model.records import Record, SessionEnd, Statement
 from replay.wire.tracker import ConnectionTracker
 
 pytestmark = pytest.mark.slow

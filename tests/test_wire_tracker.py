@@ -8,9 +8,9 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.digest import RowDigest
-from replay.records import ErrorInfo, Record, Session, SessionEnd, Statement
+from replay.model.records import ErrorInfo, Record, Session, SessionEnd, Statement
 from replay.wire import build as b
+from replay.wire.digest import RowDigest
 from replay.wire.tracker import ConnectionTracker
 
 STARTUP = b.startup({"user": "app", "application_name": "web", "DateStyle": "ISO"})

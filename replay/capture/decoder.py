@@ -27,7 +27,7 @@ from pathlib import Path
 from replay.capture import frames
 from replay.capture.format import CaptureWriter
 from replay.errors import ReplayError
-from replay.records import Record, SessionEnd, Statement
+from replay.model.records import Record, SessionEnd, Statement
 from replay.wire.tracker import ConnectionTracker
 
 log = logging.getLogger(__name__)

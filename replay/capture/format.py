@@ -6,7 +6,7 @@ when it passes ``segment_bytes``. Every segment opens with a header line::
 
     {"format": "shadow-replay-capture", "version": 1, "writer": "...", "segment": 1, ...}
 
-followed by one record per line (see :mod:`replay.records`). Lines are flushed as
+followed by one record per line (see :mod:`replay.model.records`). Lines are flushed as
 written and fsynced every ``fsync_interval`` seconds and at close, so a proxy that is
 killed loses at most the line it was writing: the reader returns every whole record
 before a torn last line and reports the file and offset.
@@ -30,7 +30,7 @@ from typing import IO, Any
 import orjson
 
 from replay.errors import CaptureError
-from replay.records import Record, SessionEnd, Statement, record_from_json
+from replay.model.records import Record, SessionEnd, Statement, record_from_json
 
 FORMAT = "shadow-replay-capture"
 VERSION = 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from replay.errors import SetupError
-from replay.server import free_port
+from replay.targets.server import free_port
 
 
 def wait_for_port(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from replay.fingerprint import normalize
-from replay.inspect import inspect_capture
-from replay.selection import Selection, iso, parse_time
+from replay.capture.summary import inspect_capture
+from replay.model.selection import Selection, iso, parse_time
+from replay.sql.fingerprint import normalize
 
 
 @click.command("inspect")

@@ -15,9 +15,9 @@ import click
 
 from replay.cli.options import fail_on_option, slower_factor_option
 from replay.engine import DEPTH
+from replay.model.selection import parse_time
 from replay.report.words import blame_text, finding_text, headline, one_line
 from replay.run import RunOptions, RunResult, run_replay
-from replay.selection import parse_time
 
 SUMMARY_CLASSES = 10
 

@@ -36,7 +36,7 @@ from replay.compare.verdict import (
     statement_verdicts,
 )
 from replay.errors import BadInput
-from replay.outcomes import outcomes_path
+from replay.model.outcomes import outcomes_path
 
 __all__ = [
     "BREAKING",
@@ -127,7 +127,7 @@ def classify(
     folded as the replay wrote them (see :class:`replay.engine.EngineOptions`); the
     file is then not read again.
     """
-    from replay.schema import diff
+    from replay.targets.schema import diff
 
     folder = Path(report_folder)
     if not folder.is_dir():

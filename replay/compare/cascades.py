@@ -1,6 +1,6 @@
 """Cascaded failures: which query class's failure each cascaded statement follows.
 
-A cascaded row (``cascade_of`` set, see :class:`replay.outcomes.OutcomeRow`) names the
+A cascaded row (``cascade_of`` set, see :class:`replay.model.outcomes.OutcomeRow`) names the
 ``seq`` of the first failure of its transaction in the same session. Classification reads
 outcomes a chunk at a time, so that failure may lie in an earlier chunk (or, in a file
 not written in order, a later one): :class:`CascadeTracker` remembers the most recent

@@ -33,7 +33,7 @@ from replay.compare.findings import Latency, Outcome, QueryClass
 from replay.compare.sketch import QuantileSketch
 from replay.compare.state import UNSENT, ClassState
 from replay.compare.verdict import BREAKING, Thresholds, Verdict
-from replay.fingerprint import normalize
+from replay.sql.fingerprint import normalize
 
 _OUTCOME_KEYS = ("status", "sqlstate", "message", "tag", "rows", "columns", "digest", "duration")
 

@@ -24,7 +24,7 @@ import orjson
 import pandas as pd
 
 from replay.errors import BadInput
-from replay.outcomes import outcomes_path
+from replay.model.outcomes import outcomes_path
 
 IDENTITY_COLUMNS = ("session", "seq", "start", "fingerprint", "sql", "application_name")
 CHUNK_ROWS = 10_000

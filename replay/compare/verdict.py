@@ -1,6 +1,6 @@
 """Verdicts: what one replayed statement's outcomes say about the migration.
 
-A statement is judged from its flat outcome row (see :mod:`replay.outcomes`): the
+A statement is judged from its flat outcome row (see :mod:`replay.model.outcomes`): the
 baseline's answer against the candidate's, with the second baseline (when the run has
 one) telling what differs between two identical databases anyway: ``now()``,
 ``random()``, sequences, concurrency. Such differences are ``noisy`` and never blamed
@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from replay.outcomes import OutcomeRow
+from replay.model.outcomes import OutcomeRow
 
 
 class Verdict(StrEnum):

@@ -17,7 +17,7 @@ from replay.capture.process import CaptureProcess
 from replay.demo.app import workload
 from replay.errors import SetupError
 from replay.run import RunOptions, RunResult, run_replay
-from replay.server import EmbeddedServer
+from replay.targets.server import EmbeddedServer
 
 DATABASE = "shortener"
 SNAPSHOT = "shortener_snapshot"

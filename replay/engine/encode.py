@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from replay.engine.plan import Prepared, encode
 from replay.engine.responses import Request
-from replay.records import Statement, param_is_binary
+from replay.model.records import Statement, param_is_binary
 
 _LENGTH = Struct("!I")
 _INT16 = Struct("!h")

@@ -27,8 +27,8 @@ from replay.engine.pipeline import PipelinedConnection
 from replay.engine.responses import Answer
 from replay.engine.result import IN_FAILED_TRANSACTION, lost_outcome, skipped_outcome
 from replay.engine.target import TargetConnection
-from replay.outcomes import TargetOutcome
-from replay.records import Session, Statement
+from replay.model.outcomes import TargetOutcome
+from replay.model.records import Session, Statement
 
 # COMMIT (or END, PREPARE TRANSACTION) of a transaction that already failed is not an
 # error: the server answers it with the tag ROLLBACK. That answer only cascades from the

@@ -23,16 +23,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from replay.capture.split import SessionFile, read_session, read_statements
 from replay.compare.accumulate import Accumulator
 from replay.compare.reading import CHUNK_ROWS
 from replay.engine.lane import Lane
 from replay.engine.pipeline import PipelinedConnection, encrypted
 from replay.engine.session import Emit, Pacer, SessionRun, Timing
-from replay.engine.split import SessionFile, read_session, read_statements
 from replay.engine.startup import Timeouts, open_connection
 from replay.engine.target import TargetConnection
-from replay.outcomes import OutcomeRow, OutcomeWriter
-from replay.safety import Target
+from replay.model.outcomes import OutcomeRow, OutcomeWriter
+from replay.targets.safety import Target
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -32,8 +32,8 @@ from replay.engine.plan import Prepared, track
 from replay.engine.responses import Answer, AnswerReader, Request, lost_answer
 from replay.engine.result import ExecStatus
 from replay.engine.startup import WATCHDOG_GRACE, Reusable, Timeouts, open_connection
-from replay.records import Session, Statement
-from replay.safety import Target
+from replay.model.records import Session, Statement
+from replay.targets.safety import Target
 
 READ_SIZE = 1 << 18
 DEPTH = 256

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from psycopg import pq
 
-from replay.records import Statement, param_is_binary
+from replay.model.records import Statement, param_is_binary
 
 _DEALLOCATE = re.compile(r'^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[\w$]+)', re.I)
 _DISCARD = re.compile(r"^\s*discard\s+all\b", re.I)

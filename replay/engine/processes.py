@@ -6,7 +6,7 @@ take a share of the sessions. They are forked (the split capture, the targets an
 pacer's clock are inherited, nothing is pickled), take the next session from a shared
 counter, so a worker that finishes early takes more, and write their rows to a part
 file of their own, merged into ``outcomes.jsonl`` at the end
-(:func:`replay.outcomes.merge_parts`). ``jobs`` (sessions in flight) is divided among
+(:func:`replay.model.outcomes.merge_parts`). ``jobs`` (sessions in flight) is divided among
 them, so memory stays bounded by it.
 
 The parent only reports progress. On Ctrl-C (which the workers get too) or any error it
@@ -24,14 +24,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from replay.capture.split import SessionFile, SplitCapture
 from replay.compare.accumulate import Accumulator
 from replay.compare.verdict import Thresholds
 from replay.engine.loop import Stopped, Tally, Worker
 from replay.engine.session import Pacer
-from replay.engine.split import SessionFile, SplitCapture
 from replay.engine.startup import Timeouts
-from replay.outcomes import OutcomeWriter, merge_parts
-from replay.safety import Target
+from replay.model.outcomes import OutcomeWriter, merge_parts
+from replay.targets.safety import Target
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]

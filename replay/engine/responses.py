@@ -5,7 +5,7 @@ without waiting for each answer; the server still executes them one after the ot
 and answers in order (PostgreSQL docs 55.2.4, "Pipelining"), every request ending with
 its ReadyForQuery. :class:`AnswerReader` splits the bytes that come back into messages
 and folds them into the answer of the oldest request in flight: one
-:class:`~replay.outcomes.TargetOutcome` per result (a multi-statement Query has
+:class:`~replay.model.outcomes.TargetOutcome` per result (a multi-statement Query has
 several), equal to what :mod:`replay.engine.result` makes of libpq's results. Rows are
 digested as the DataRow bodies themselves, exactly as the capture digested them.
 
@@ -21,7 +21,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from struct import Struct
 
-from replay.digest import RowDigest
 from replay.engine.result import (
     IN_FAILED_TRANSACTION,
     SAMPLE_ROWS,
@@ -29,7 +28,8 @@ from replay.engine.result import (
     lost_outcome,
     rows_from_tag,
 )
-from replay.outcomes import TargetOutcome
+from replay.model.outcomes import TargetOutcome
+from replay.wire.digest import RowDigest
 from replay.wire.messages import error_fields
 
 __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]

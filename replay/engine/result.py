@@ -1,4 +1,4 @@
-"""What a target answered, reduced to a :class:`replay.outcomes.TargetOutcome`.
+"""What a target answered, reduced to a :class:`replay.model.outcomes.TargetOutcome`.
 
 Rows are digested from libpq's raw values (text or binary, as the statement asked for
 them), which rebuilds the DataRow bodies the capture digested on the wire, so a target
@@ -11,8 +11,8 @@ import json
 
 from psycopg import pq
 
-from replay.digest import RowDigest
-from replay.outcomes import TargetOutcome
+from replay.model.outcomes import TargetOutcome
+from replay.wire.digest import RowDigest
 from replay.wire.messages import parse_values
 
 ExecStatus = pq.ExecStatus

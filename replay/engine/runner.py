@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay.capture.split import SplitCapture
 from replay.compare.accumulate import Accumulator
 from replay.compare.verdict import Thresholds
 from replay.engine.loop import Tally, Worker
 from replay.engine.pipeline import DEPTH
 from replay.engine.processes import Totals, replay_in_processes
 from replay.engine.session import FIRST_TIMED, TIME_EVERY, Pacer
-from replay.engine.split import SplitCapture
 from replay.engine.startup import Timeouts
-from replay.outcomes import OutcomeWriter
-from replay.safety import Target
+from replay.model.outcomes import OutcomeWriter
+from replay.targets.safety import Target
 
 Progress = Callable[[int, int], None]
 

@@ -33,9 +33,9 @@ from replay.engine.encode import Wire, wire
 from replay.engine.lane import Lane
 from replay.engine.responses import Answer
 from replay.engine.result import keep_samples_where_rows_differ
-from replay.fingerprint import fingerprint, has_top_level_order_by
-from replay.outcomes import OutcomeRow, TargetOutcome
-from replay.records import Session, Statement
+from replay.model.outcomes import OutcomeRow, TargetOutcome
+from replay.model.records import Session, Statement
+from replay.sql.fingerprint import fingerprint, has_top_level_order_by
 
 Emit = Callable[[OutcomeRow], None]
 # The order in which a cascade is attributed when several targets cascade.

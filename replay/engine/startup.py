@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
-from replay.records import Session
-from replay.safety import Target, parse_conninfo
+from replay.model.records import Session
+from replay.targets.safety import Target, parse_conninfo
 
 # Keys that are not run-time parameters, or that libpq sends itself.
 NOT_REPLAYED = frozenset(

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import pq
 
-from replay.digest import RowDigest
 from replay.engine.encode import Wire
 from replay.engine.plan import Prepared, Step, plan
 from replay.engine.responses import Answer
@@ -40,9 +39,10 @@ from replay.engine.startup import (
     one_line,
     open_connection,
 )
-from replay.outcomes import TargetOutcome
-from replay.records import Session, Statement
-from replay.safety import Target
+from replay.model.outcomes import TargetOutcome
+from replay.model.records import Session, Statement
+from replay.targets.safety import Target
+from replay.wire.digest import RowDigest
 
 _TX_STATUS = {
     pq.TransactionStatus.IDLE: "I",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from replay.records import Statement
+from replay.model.records import Statement
 from replay.wire import messages as m
 from replay.wire.pending import (
     BIND,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
-from replay.digest import encode_row
 from replay.wire import messages as m
+from replay.wire.digest import encode_row
 
 
 def message(typ: bytes, body: bytes = b"") -> bytes:

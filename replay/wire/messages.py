@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from replay.records import ErrorInfo
+from replay.model.records import ErrorInfo
 
 Message = tuple[int, bytes]
 

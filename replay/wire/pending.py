@@ -10,8 +10,8 @@ Execute refer to by name.
 
 from __future__ import annotations
 
-from replay.digest import RowDigest
-from replay.records import ErrorInfo, Statement, encode_bytes
+from replay.model.records import ErrorInfo, Statement, encode_bytes
+from replay.wire.digest import RowDigest
 
 # Kinds of pending items.
 PARSE, BIND, DESCRIBE, EXECUTE, CLOSE, SYNC, QUERY, FUNCTION = range(8)

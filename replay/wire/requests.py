@@ -7,7 +7,9 @@ skips a message after an error, :meth:`ProtocolState._undo` puts the names back.
 
 from __future__ import annotations
 
-from replay.records import Session, Statement, encode_param, param_is_binary
+from replay.model.records import Session, Statement, encode_param, param_is_binary
+from replay.sql.redact import redact_sql
+from replay.sql.split import split_statements
 from replay.wire import messages as m
 from replay.wire.pending import (
     BIND,
@@ -23,8 +25,6 @@ from replay.wire.pending import (
     QueryPending,
     Result,
 )
-from replay.wire.redact import redact_sql
-from replay.wire.split import split_statements
 from replay.wire.state import SECRET_NOTE, ProtocolState
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from replay.records import Record, Session, Statement
+from replay.model.records import Record, Session, Statement
 from replay.wire import messages as m
 from replay.wire.decoder import BackendDecoder, FrontendDecoder
 from replay.wire.pending import (

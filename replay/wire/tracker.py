@@ -1,10 +1,10 @@
 """Turn the two byte streams of one PostgreSQL connection into capture records.
 
 :class:`ConnectionTracker` is what the capture addon calls from its worker thread:
-bytes in each direction go in as the proxy sees them, :mod:`replay.records` come out.
+bytes in each direction go in as the proxy sees them, :mod:`replay.model.records` come out.
 It never raises: a stream that is not PostgreSQL, that desynchronizes, or that trips a
 bug here stops being recorded (the proxy keeps forwarding it) and its
-:class:`~replay.records.SessionEnd` says why.
+:class:`~replay.model.records.SessionEnd` says why.
 
 Requests and answers are matched with a queue: the server answers client messages in
 order (Protocol 55.2.4), so each message that expects an answer enqueues a
@@ -16,7 +16,7 @@ the prepared statements and portals the client keeps open.
 
 from __future__ import annotations
 
-from replay.records import Record, SessionEnd
+from replay.model.records import Record, SessionEnd
 from replay.wire.answers import _DATA_ROW, AnswerHandling
 from replay.wire.requests import RequestHandling
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from replay import migrate
 from replay.capture.format import read_records
 from replay.capture.process import CaptureProcess
-from replay.fingerprint import statement_kind
-from replay.records import Statement
+from replay.model.records import Statement
+from replay.sql.fingerprint import statement_kind
+from replay.targets import migrate
 
 NOT_REPLAYED = frozenset({"SelectStmt", "VariableShowStmt", "TransactionStmt", "Empty"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay.wire.redact import redact_sql
+from replay.sql.redact import redact_sql
 
 
 @pytest.mark.parametrize(

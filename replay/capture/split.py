@@ -23,8 +23,8 @@ from typing import IO
 import orjson
 
 from replay.capture.format import Warn, capture_meta, read_raw
-from replay.records import Session, Statement
-from replay.selection import Selection
+from replay.model.records import Session, Statement
+from replay.model.selection import Selection
 
 
 @dataclass(frozen=True, order=True)

@@ -6,7 +6,7 @@ dropped), or :class:`Clones` makes them from ``--source``: a consistent ``pg_dum
 *candidate* and *baseline2* as ``CREATE DATABASE ... TEMPLATE baseline`` copies. The
 wheel's ``pg_dump``/``pg_restore`` are used, so any older source dumps cleanly.
 
-Every planned target is checked with :func:`replay.safety.check_safe` before anything
+Every planned target is checked with :func:`replay.targets.safety.check_safe` before anything
 is created or sent.
 """
 
@@ -26,8 +26,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from replay.errors import SetupError
-from replay.safety import Target, check_safe, parse_conninfo, strip_password
-from replay.server import EmbeddedServer, tool
+from replay.targets.safety import Target, check_safe, parse_conninfo, strip_password
+from replay.targets.server import EmbeddedServer, tool
 
 __all__ = ["TARGET_NAMES", "Clones", "Target", "dump_and_restore", "split_password"]
 

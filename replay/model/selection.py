@@ -12,8 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from replay.errors import BadInput
-from replay.fingerprint import fingerprint
-from replay.records import Statement
+from replay.model.records import Statement
+from replay.sql.fingerprint import fingerprint
 
 
 def parse_time(value: str | float | None) -> float | None:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from replay.capture.format import read_records
-from replay.fingerprint import fingerprint, normalize
-from replay.records import Session, SessionEnd, Statement
-from replay.selection import Selection, iso
+from replay.model.records import Session, SessionEnd, Statement
+from replay.model.selection import Selection, iso
+from replay.sql.fingerprint import fingerprint, normalize
 
 
 @dataclass

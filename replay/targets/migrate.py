@@ -24,8 +24,8 @@ import pglast
 import psycopg
 
 from replay.errors import BadInput, MigrationError
-from replay.fingerprint import statement_kind
-from replay.safety import parse_conninfo
+from replay.sql.fingerprint import statement_kind
+from replay.targets.safety import parse_conninfo
 
 NO_TRANSACTION = re.compile(r"^\s*--\s*replay:\s*no-transaction\b", re.IGNORECASE)
 
