@@ -4,18 +4,26 @@ A capture is a folder (created owner-only). Each writer process appends to its o
 segments, named ``<writer>-<n>.jsonl`` with ``n`` counting from 1; a segment is rotated
 when it passes ``segment_bytes``. Every segment opens with a header line::
 
-    {"format": "shadow-replay-capture", "version": 1, "writer": "...", "segment": 1, ...}
+    {"format": "shadow-replay-capture", "version": 2, "writer": "...", "segment": 1, ...}
 
 followed by one record per line (see :mod:`replay.model.records`). Lines are flushed as
 written and fsynced every ``fsync_interval`` seconds and at close, so a proxy that is
 killed loses at most the line it was writing: the reader returns every whole record
 before a torn last line and reports the file and offset.
 
+Since version 2 every line, the header's too, ends in a tab and the CRC-32C of its JSON
+as eight hex digits (the checksum PostgreSQL's WAL records carry). JSON never holds a raw
+tab, so the mark is unambiguous. A line whose checksum does not match is damaged: it is
+skipped and reported, never read as another statement; records that a damaged newline
+joined to it are still recovered by their own checksums, and so are the records of a
+segment whose header is damaged. Version 1 segments (no checksums) stay readable.
+
 Reading streams: memory does not depend on the capture's length.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -28,12 +36,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from crc32c import crc32c
 
 from replay.errors import CaptureError
 from replay.model.records import Record, SessionEnd, Statement, record_from_json
 
 FORMAT = "shadow-replay-capture"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: no checksums
 SEGMENT_RE = re.compile(r"^(?P<writer>[A-Za-z0-9_.-]+)-(?P<n>\d{6})\.jsonl$")
 
 log = logging.getLogger(__name__)
@@ -47,6 +57,11 @@ def _log_warning(message: str) -> None:
 def _writer_id() -> str:
     host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
     return f"{host}.{os.getpid()}.{int(time.time())}"
+
+
+def checksummed(text: str) -> str:
+    """A capture line: the record's JSON (ASCII), a tab, its CRC-32C in hex, a newline."""
+    return f"{text}\t{crc32c(text.encode('ascii')):08x}\n"
 
 
 def make_capture_dir(folder: Path) -> None:
@@ -103,7 +118,7 @@ class CaptureWriter:
             "created": time.time(),
             **self.meta,
         }
-        line = json.dumps(header, separators=(",", ":")) + "\n"
+        line = checksummed(json.dumps(header, separators=(",", ":")))
         handle.write(line)
         handle.flush()
         self._file = handle
@@ -119,7 +134,9 @@ class CaptureWriter:
         JSON is written ASCII-escaped: a text parameter that was not valid UTF-8 is held
         as lone surrogates (``surrogateescape``), which only an escape can carry.
         """
-        lines = "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in records)
+        lines = "".join(
+            checksummed(json.dumps(r.to_json(), separators=(",", ":"))) for r in records
+        )
         if not lines:
             return
         handle = self._file
@@ -178,44 +195,157 @@ def segments(folder: Path | str) -> list[Segment]:
     return sorted(found, key=lambda s: (s.writer, s.number))
 
 
-def read_header(segment: Path) -> dict[str, Any]:
+_MARK = 9  # a tab and eight hex digits
+_HEADER_START = json.dumps({"format": FORMAT}, separators=(",", ":"))[:-1].encode()
+_HEX = re.compile(rb"[0-9a-f]{8}")
+
+
+def verified(body: bytes) -> bytes | None:
+    """The JSON of a checksummed line (given without its newline), or None when the line
+    carries no checksum or its checksum does not match."""
+    if len(body) <= _MARK or body[-_MARK] != 0x09 or not _HEX.fullmatch(body, len(body) - 8):
+        return None
+    payload = body[:-_MARK]
+    return payload if crc32c(payload) == int(body[-8:], 16) else None
+
+
+def salvage(line: bytes) -> list[bytes]:
+    """The records still whole inside a damaged line. One flipped byte can turn a newline
+    into something else and join two records on one line; each keeps its own checksum,
+    so every stretch that ends in a mark and verifies is a record, whole and unchanged."""
+    body = line[:-1] if line.endswith(b"\n") else line
+    found: list[bytes] = []
+    starts = [0]
+    tab = body.find(b"\t")
+    while tab != -1:
+        end = tab + _MARK
+        for start in starts:
+            payload = verified(body[start:end])
+            if payload is not None:
+                found.append(payload)
+                starts = []
+                break
+        starts.append(end + 1)  # past the byte that took the newline's place
+        tab = body.find(b"\t", tab + 1)
+    return found
+
+
+def _as_header(payload: bytes) -> dict[str, Any] | None:
     try:
-        with segment.open("rb") as handle:
-            first = handle.readline()
-    except OSError as exc:
-        raise CaptureError(f"cannot read {segment}: {exc.strerror}") from exc
-    try:
-        header = json.loads(first)
+        header = json.loads(payload)
     except ValueError:
-        header = None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CaptureError(f"{segment} is not a shadow-replay capture segment")
-    if header.get("version") != VERSION:
+        return None
+    return header if isinstance(header, dict) and header.get("format") == FORMAT else None
+
+
+def _check_version(segment: Path, header: dict[str, Any]) -> None:
+    if header.get("version") not in READABLE_VERSIONS:
         raise CaptureError(
             f"{segment}: capture format version {header.get('version')} "
-            f"is not supported (this version reads {VERSION})"
+            f"is not supported (this version reads {', '.join(map(str, READABLE_VERSIONS))})"
         )
-    return header
+
+
+@dataclass
+class _Opening:
+    """What a segment's first line says: its header (None where damaged), whether its
+    records carry checksums, and records a damaged newline joined to the header."""
+
+    header: dict[str, Any] | None
+    checked: bool
+    joined: list[bytes]
+
+
+def _open_segment(segment: Path, first: bytes, second: bytes, warn: Warn) -> _Opening:
+    torn = not first.endswith(b"\n")
+    if torn and not second and first[: len(_HEADER_START)] == _HEADER_START[: len(first)]:
+        # A writer stopped while it wrote a new segment's header: nothing to lose.
+        warn(f"{segment}: torn header and no record: segment skipped")
+        return _Opening(None, True, [])
+    body = first[:-1] if first.endswith(b"\n") else first
+    payload = verified(body)
+    if payload is not None:
+        header = _as_header(payload)
+        if header is None:
+            raise CaptureError(f"{segment} is not a shadow-replay capture segment")
+        _check_version(segment, header)
+        return _Opening(header, True, [])
+    header = _as_header(body)
+    if header is not None:  # version 1: no checksums
+        _check_version(segment, header)
+        if header["version"] == 1:
+            return _Opening(header, False, [])
+    pieces = salvage(first)
+    if pieces and (header := _as_header(pieces[0])) is not None:
+        _check_version(segment, header)
+        warn(f"{segment}: the header's newline is damaged; the records joined to it recovered")
+        return _Opening(header, True, pieces[1:])
+    if pieces or (second.endswith(b"\n") and verified(second[:-1]) is not None):
+        warn(f"{segment}: damaged header skipped; its records are read by their checksums")
+        return _Opening(None, True, pieces)
+    raise CaptureError(f"{segment} is not a shadow-replay capture segment")
+
+
+def read_header(segment: Path, warn: Warn | None = None) -> dict[str, Any] | None:
+    """A segment's header; None where it is damaged but its records are readable."""
+    try:
+        with segment.open("rb") as handle:
+            first, second = handle.readline(), handle.readline()
+    except OSError as exc:
+        raise CaptureError(f"cannot read {segment}: {exc.strerror}") from exc
+    return _open_segment(segment, first, second, warn or _log_warning).header
 
 
 def capture_meta(folder: Path | str) -> dict[str, Any]:
-    """The header of the capture's first segment (its writer, source, options)."""
-    return read_header(segments(folder)[0].path)
+    """The header of the capture's first segment (its writer, source, options); the next
+    readable one where that header is damaged, and {} where every header is."""
+    for segment in segments(folder):
+        header = read_header(segment.path)
+        if header is not None:
+            return header
+    return {}
 
 
 def _segment_lines(segment: Path, warn: Warn) -> Iterator[tuple[int, bytes]]:
-    """The complete record lines of a segment, with their offsets."""
-    read_header(segment)
-    with segment.open("rb") as handle:
-        offset = len(handle.readline())
-        for raw in handle:
+    """The complete record lines of a segment, with their offsets: each record's JSON and
+    a newline, its checksum verified and removed where the segment has checksums."""
+    try:
+        handle = segment.open("rb")
+    except OSError as exc:
+        raise CaptureError(f"cannot read {segment}: {exc.strerror}") from exc
+    with handle:
+        first = handle.readline()
+        second = handle.readline()
+        opening = _open_segment(segment, first, second, warn)
+        for joined in opening.joined:
+            yield 0, joined + b"\n"
+        offset = len(first)
+        pending = [second] if second else []
+        for raw in itertools.chain(pending, handle):
             if not raw.endswith(b"\n"):
+                recovered = salvage(raw) if opening.checked else []
                 warn(
                     f"{segment}: torn last record at offset {offset} ignored "
                     "(the writer was stopped mid-line)"
+                    if not recovered
+                    else f"{segment}: the last record's newline is missing at offset {offset}"
                 )
+                for piece in recovered:
+                    yield offset, piece + b"\n"
                 return
-            yield offset, raw
+            if not opening.checked:
+                yield offset, raw
+            elif (payload := verified(raw[:-1])) is not None:
+                yield offset, payload + b"\n"
+            else:
+                recovered = salvage(raw)
+                note = f"; {len(recovered)} joined to it recovered" if recovered else ""
+                warn(
+                    f"{segment}: damaged record at offset {offset} skipped "
+                    f"(its checksum does not match){note}"
+                )
+                for piece in recovered:
+                    yield offset, piece + b"\n"
             offset += len(raw)
 
 
