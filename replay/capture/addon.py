@@ -19,6 +19,7 @@ decoder process, off the forwarding path (see :mod:`replay.capture.relay`,
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from mitmproxy import ctx, exceptions
@@ -48,6 +49,7 @@ class PostgresCapture:
 
     def __init__(self) -> None:
         self.recorder: Recorder | None = None
+        self._closing: threading.Thread | None = None
         self.upstream = ""
 
     def load(self, loader: Loader) -> None:
@@ -120,7 +122,29 @@ class PostgresCapture:
             tap = None
         nextlayer.layer = PostgresRelay(context, tap, self.upstream)
 
+    def stop_recording(self) -> None:
+        """Close the capture and keep relaying every connection, open or new, unrecorded:
+        a capture window ends without a restart of the proxy (``replay capture`` calls
+        this on SIGUSR1). Closing waits for the decoder, so it runs off the event loop."""
+        if self.recorder is not None and self._closing is None:
+            self._closing = threading.Thread(
+                target=self._close, args=(self.recorder,), name="replay-close", daemon=True
+            )
+            self._closing.start()
+
+    @staticmethod
+    def _close(recorder: Recorder) -> None:
+        recorder.stop()
+        stats = recorder.stats
+        log.warning(
+            "recording stopped, forwarding goes on: %d statements from %d sessions recorded",
+            stats.statements,
+            stats.recorded,
+        )
+
     def done(self) -> None:
+        if self._closing is not None:
+            self._closing.join()
         if self.recorder is not None:
             self.recorder.stop()
             stats = self.recorder.stats

@@ -108,6 +108,8 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, master.shutdown)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGUSR1, capture.stop_recording)
     stats: list[RecorderStats] = []
 
     async def announce() -> None:
@@ -136,7 +138,8 @@ async def _serve(
 def run_capture(
     settings: CaptureSettings, on_ready: Callable[[], None] | None = None
 ) -> RecorderStats:
-    """Serve until SIGINT/SIGTERM; returns what was recorded."""
+    """Serve until SIGINT/SIGTERM; returns what was recorded. SIGUSR1 closes the capture
+    and keeps forwarding every connection (recording stops, the application does not)."""
     try:
         parse_sample(str(settings.sample))
     except ValueError as exc:
@@ -145,13 +148,20 @@ def run_capture(
     errors = _StartupErrors()
     mitm_log = logging.getLogger("mitmproxy")
     own_log = logging.getLogger("replay")
+    # What an operator must hear (an upstream refusing clients, recording stopped) goes
+    # to stderr: mitmproxy's own log handler prints nothing without its terminal addon.
+    said = logging.StreamHandler()
+    said.setLevel(logging.WARNING)
+    said.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     mitm_log.addHandler(errors)
     own_log.addHandler(errors)
+    own_log.addHandler(said)
     try:
         stats = asyncio.run(_serve(settings, on_ready, errors))
     finally:
         mitm_log.removeHandler(errors)
         own_log.removeHandler(errors)
+        own_log.removeHandler(said)
     if stats is None:
         reason = errors.messages[0] if errors.messages else "it stopped before serving"
         raise SetupError(f"the capture proxy could not start on {settings.listen}: {reason}")

@@ -8,6 +8,9 @@ while the feeder waits on a slow decoder; if the decoder falls behind a burst by
 than ``max_backlog`` bytes, the connections still sending stop being recorded (the
 decoder ends them as not recorded, with the reason) and their bytes keep flowing
 through the proxy untouched. If the decoder dies, recording stops; forwarding does not.
+:meth:`Recorder.stop` may also be called while the proxy goes on (``replay capture``
+does on SIGUSR1): the capture is closed, and every connection, open or new, is only
+forwarded from then on.
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ class Recorder:
         self._backlog = Backlog(max_backlog)
         self._ids = itertools.count(1)
         self._stopping = False
+        self._stopped = False
         self._dead = False
         self._process: subprocess.Popen[bytes] | None = None
         self._feeder = threading.Thread(target=self._feed, name="replay-feeder", daemon=True)
@@ -141,7 +145,15 @@ class Recorder:
         self._feeder.start()
 
     def stop(self) -> None:
-        """Hand over what is left, let the decoder end every session, close the capture."""
+        """Hand over what is left, let the decoder end every session, close the capture.
+
+        Safe to call while connections go on (they stop being recorded: new ones get no
+        tap, open ones turn theirs off at their next chunk) and more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._dead = True  # no tap for a new connection
+        self._backlog.limit = -1  # an open connection's tap turns itself off
         self._stopping = True
         if self._feeder.is_alive():
             self._feeder.join()

@@ -20,6 +20,7 @@ Two things it does beyond relaying, both before the server has seen a byte:
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Protocol
 
@@ -27,6 +28,7 @@ from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.context import Context
 
+log = logging.getLogger(__name__)
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
@@ -118,6 +120,7 @@ class PostgresRelay(layer.Layer):
         if server.state is ConnectionState.CLOSED:
             err = yield commands.OpenConnection(server)
             if err:
+                log.warning("cannot reach the upstream %s for a client: %s", self.upstream, err)
                 yield commands.SendData(
                     self.context.client,
                     error_response(

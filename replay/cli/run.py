@@ -8,6 +8,8 @@ or 2 (bad input or setup, through the group's error handling).
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +29,53 @@ def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 
 
 class _Bar:
-    """A click progress bar on stderr, created when the replay reports its total."""
+    """Replay progress on stderr: a click progress bar on a terminal, and elsewhere (a CI
+    log, a cron mail) a line every ``every`` seconds, so a long run is never silent."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        terminal: bool | None = None,
+    ) -> None:
         self.bar: Any = None
         self.shown = 0
+        self.every = every
+        self.clock = clock
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.started: float | None = None
+        self.last_line = 0.0
+        self.total = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=max(total, 1), label="replaying", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.shown)
+        self.total = total
+        if self.terminal:
+            if self.bar is None:
+                self.bar = click.progressbar(
+                    length=max(total, 1), label="replaying", file=sys.stderr
+                )
+                self.bar.__enter__()
+            self.bar.update(done - self.shown)
+        else:
+            now = self.clock()
+            if self.started is None:
+                self.started = self.last_line = now
+            elif now - self.last_line >= self.every:
+                self._line(done, now)
         self.shown = done
+
+    def _line(self, done: int, now: float) -> None:
+        self.last_line = now
+        elapsed = now - (self.started or now)
+        share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        rate = f", {done / elapsed:,.0f}/s" if elapsed > 0 else ""
+        click.echo(f"replaying: {done:,} of {self.total:,} statements{share}{rate}", err=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+        elif self.started is not None and self.shown:
+            self._line(self.shown, self.clock())
 
 
 def print_summary(result: RunResult) -> None:
