@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -384,7 +385,7 @@ def test_merge_parts_keeps_complete_rows_only(tmp_path):
 def test_classified_as_written_equals_classified_from_the_file(tmp_path, targets, engine_mode):
     """Workers fold their rows as they write them (in parallel); the findings must be
     those of reading outcomes.jsonl back."""
-    from replay.compare import Thresholds, classify, findings_of
+    from replay.compare import Accumulator, Thresholds, classify, findings_of
 
     with psycopg.connect(targets[1].conninfo, autocommit=True) as conn:
         conn.execute("ALTER TABLE items DROP COLUMN qty")
@@ -401,15 +402,11 @@ def test_classified_as_written_equals_classified_from_the_file(tmp_path, targets
     capture = write_capture(tmp_path / "capture", sessions)
     (tmp_path / "split").mkdir()
     split = split_capture(capture, tmp_path / "split")
-    options = EngineOptions(
-        jobs=6,
-        processes=2,
-        thresholds=Thresholds(),
-        **_mode,  # type: ignore[arg-type]
-    )
-    counts = replay(split, targets, tmp_path / "out", options)
-    assert counts.accumulated is not None
-    folded, read = findings_of(counts.accumulated), classify(tmp_path / "out")
+    options = EngineOptions(jobs=6, processes=2, **_mode)  # type: ignore[arg-type]
+    judge = functools.partial(Accumulator, Thresholds(), 3)
+    counts = replay(split, targets, tmp_path / "out", options, sink=judge)
+    assert counts.sink is not None
+    folded, read = findings_of(counts.sink), classify(tmp_path / "out")
     assert folded.statements == read.statements == 6 * 40 * 5
     assert folded.cascaded == read.cascaded > 0
     assert [c.to_json() for c in folded.classes] == [c.to_json() for c in read.classes]
