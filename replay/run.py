@@ -11,6 +11,7 @@ outcomes alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import tempfile
 import time
@@ -24,7 +25,7 @@ import psycopg
 from replay.blame import blame
 from replay.capture.format import capture_meta
 from replay.capture.split import split_capture
-from replay.compare import FAIL_ON_LEVELS, Findings, Thresholds, classify, exit_code
+from replay.compare import FAIL_ON_LEVELS, Accumulator, Findings, Thresholds, classify, exit_code
 from replay.engine import DEPTH, EngineOptions, ReplayCounts, Timeouts, replay
 from replay.errors import BadInput, SetupError
 from replay.model.selection import Selection
@@ -201,9 +202,12 @@ def run_replay(
                 speed=options.speed,
                 timeouts=Timeouts(options.statement_timeout, options.lock_timeout),
                 depth=options.pipeline_depth,
-                thresholds=Thresholds(slower_factor=options.slower_factor),
             )
-            counts = replay(split, targets, out, engine, progress)
+            # Every worker classifies its own rows as it writes them, in parallel.
+            judge = functools.partial(
+                Accumulator, Thresholds(slower_factor=options.slower_factor), max_examples=3
+            )
+            counts = replay(split, targets, out, engine, progress, sink=judge)
             if counts.failed_sessions:
                 say(
                     f"warning: {counts.failed_sessions} sessions could not be replayed "
@@ -237,7 +241,7 @@ def run_replay(
                     timeouts=engine.timeouts,
                     notify=say,
                 )
-    findings = classify(out, slower_factor=options.slower_factor, accumulated=counts.accumulated)
+    findings = classify(out, slower_factor=options.slower_factor, accumulated=counts.sink)
     reports = write_reports(out, findings, fail_on=options.fail_on)
     return RunResult(
         report_folder=out,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -384,7 +387,7 @@ def test_merge_parts_keeps_complete_rows_only(tmp_path):
 def test_classified_as_written_equals_classified_from_the_file(tmp_path, targets, engine_mode):
     """Workers fold their rows as they write them (in parallel); the findings must be
     those of reading outcomes.jsonl back."""
-    from replay.compare import Thresholds, classify, findings_of
+    from replay.compare import Accumulator, Thresholds, classify, findings_of
 
     with psycopg.connect(targets[1].conninfo, autocommit=True) as conn:
         conn.execute("ALTER TABLE items DROP COLUMN qty")
@@ -401,16 +404,52 @@ def test_classified_as_written_equals_classified_from_the_file(tmp_path, targets
     capture = write_capture(tmp_path / "capture", sessions)
     (tmp_path / "split").mkdir()
     split = split_capture(capture, tmp_path / "split")
-    options = EngineOptions(
-        jobs=6,
-        processes=2,
-        thresholds=Thresholds(),
-        **_mode,  # type: ignore[arg-type]
-    )
-    counts = replay(split, targets, tmp_path / "out", options)
-    assert counts.accumulated is not None
-    folded, read = findings_of(counts.accumulated), classify(tmp_path / "out")
+    options = EngineOptions(jobs=6, processes=2, **_mode)  # type: ignore[arg-type]
+    judge = functools.partial(Accumulator, Thresholds(), 3)
+    counts = replay(split, targets, tmp_path / "out", options, sink=judge)
+    assert counts.sink is not None
+    folded, read = findings_of(counts.sink), classify(tmp_path / "out")
     assert folded.statements == read.statements == 6 * 40 * 5
     assert folded.cascaded == read.cascaded > 0
     assert [c.to_json() for c in folded.classes] == [c.to_json() for c in read.classes]
     assert {c.verdict for c in read.classes} >= {"fails", "ok"}
+
+
+class _CountingSink:
+    """A row sink that counts; made in the worker named ``dies_in``, it kills it."""
+
+    def __init__(self, dies_in: str = "") -> None:
+        if multiprocessing.current_process().name == dies_in:
+            os._exit(3)  # the worker dies before it could hand its sink over
+        self.rows = 0
+
+    def add_rows(self, rows: list, origin: Path | str) -> None:
+        self.rows += len(rows)
+
+    def merge(self, other: _CountingSink) -> None:
+        self.rows += other.rows
+
+
+@pytest.mark.parametrize("dies_in", ["", "replay-worker-1"])
+def test_the_workers_row_sinks_are_merged_or_none_when_a_worker_died(tmp_path, targets, dies_in):
+    """Each worker hands its rows to a sink of its own; the parent merges them. A worker
+    that died leaves no sink (its share is missing): the run then has none, and its
+    rows are read from the file instead."""
+    sessions = []
+    for n in range(4):
+        s = SessionScript(f"s{n}")
+        for i in range(5):
+            s.simple(f"SELECT name FROM items WHERE id = {i % 2 + 1}")
+        sessions.append(s)
+    (tmp_path / "split").mkdir()
+    split = split_capture(write_capture(tmp_path / "capture", sessions), tmp_path / "split")
+    options = EngineOptions(jobs=4, processes=2, **_mode)  # type: ignore[arg-type]
+    sink = functools.partial(_CountingSink, dies_in)
+    counts = replay(split, targets, tmp_path / "out", options, sink=sink)
+    assert counts.statements == 20 == len(list(iter_outcomes(tmp_path / "out")))
+    if dies_in:
+        assert counts.sink is None
+        assert counts.failed_sessions == 1
+    else:
+        assert counts.sink is not None and counts.sink.rows == 20
+        assert counts.failed_sessions == 0

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from replay.capture.split import SessionFile, read_session, read_statements
-from replay.compare.accumulate import Accumulator
-from replay.compare.reading import CHUNK_ROWS
 from replay.engine.lane import Lane
 from replay.engine.pipeline import PipelinedConnection, encrypted
 from replay.engine.session import Emit, Pacer, SessionRun, Timing
+from replay.engine.sink import CHUNK_ROWS, RowSink
 from replay.engine.startup import Timeouts, open_connection
 from replay.engine.target import TargetConnection
 from replay.model.outcomes import OutcomeRow, OutcomeWriter
@@ -43,13 +42,13 @@ _EVENTS = select.POLLIN | select.POLLPRI
 
 class Tally:
     """The end of one worker's rows: its outcome file (or part), its counters and, when
-    given an :class:`~replay.compare.Accumulator`, its classification: rows are folded
-    in a chunk at a time as they are written, so that each worker classifies its own
-    share in parallel, and nobody parses ``outcomes.jsonl`` again to classify it."""
+    given a :class:`~replay.engine.sink.RowSink`, that sink: rows are handed to it a
+    chunk at a time as they are written, so that each worker folds its own share in
+    parallel, and nobody parses ``outcomes.jsonl`` again for it."""
 
-    def __init__(self, writer: OutcomeWriter, accumulator: Accumulator | None = None) -> None:
+    def __init__(self, writer: OutcomeWriter, sink: RowSink | None = None) -> None:
         self.writer = writer
-        self.accumulator = accumulator
+        self.sink = sink
         self.statements = 0
         self.status: dict[str, Counter[str]] = {}
         self._pending: list[dict[str, Any]] = []
@@ -57,7 +56,7 @@ class Tally:
     def emit(self, row: OutcomeRow) -> None:
         flat = row.to_flat()
         self.writer.write_flat(flat)
-        if self.accumulator is not None:
+        if self.sink is not None:
             self._pending.append(flat)
             if len(self._pending) >= CHUNK_ROWS:
                 self.fold()
@@ -70,9 +69,9 @@ class Tally:
             counter[outcome.status] += 1
 
     def fold(self) -> None:
-        """Fold the rows written since the last fold into the accumulator."""
-        if self.accumulator is not None and self._pending:
-            self.accumulator.add_rows(self._pending, self.writer.path)
+        """Hand the rows written since the last fold to the sink."""
+        if self.sink is not None and self._pending:
+            self.sink.add_rows(self._pending, self.writer.path)
         self._pending = []
 
 

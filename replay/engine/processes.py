@@ -7,7 +7,8 @@ pacer's clock are inherited, nothing is pickled), take the next session from a s
 counter, so a worker that finishes early takes more, and write their rows to a part
 file of their own, merged into ``outcomes.jsonl`` at the end
 (:func:`replay.model.outcomes.merge_parts`). ``jobs`` (sessions in flight) is divided among
-them, so memory stays bounded by it.
+them, so memory stays bounded by it. Each worker makes its own row sink, if asked for
+one (:mod:`replay.engine.sink`), and sends it back with its totals; the parent merges them.
 
 The parent only reports progress. On Ctrl-C (which the workers get too) or any error it
 sets the shared stop flag, waits for the workers to cancel and drop what they run, and
@@ -25,20 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from replay.capture.split import SessionFile, SplitCapture
-from replay.compare.accumulate import Accumulator
-from replay.compare.verdict import Thresholds
 from replay.engine.loop import Stopped, Tally, Worker
 from replay.engine.session import Pacer
+from replay.engine.sink import SinkT
 from replay.engine.startup import Timeouts
 from replay.model.outcomes import OutcomeWriter, merge_parts
 from replay.targets.safety import Target
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
-# rows, counts by target, failed sessions, and the rows folded for classification (None
-# when not asked for, or when a worker could not hand its share over)
-Totals = tuple[int, dict[str, Counter[str]], int, Accumulator | None]
-Judge = tuple[Thresholds, int] | None  # classify as written: thresholds, examples kept
+# rows, counts by target, failed sessions, and the workers' row sinks merged (None when
+# not asked for, or when a worker could not hand its sink over)
+Totals = tuple[int, dict[str, Counter[str]], int, SinkT | None]
 PROGRESS_INTERVAL = 0.1
 STOP_GRACE = 30.0
 
@@ -57,7 +56,7 @@ def _work(
     pacer: Pacer | None,
     depth: int,
     timing: tuple[int, int],
-    judge: Judge,
+    sink: Callable[[], SinkT] | None,
     shared: dict[str, Any],
     report: Connection,
 ) -> None:
@@ -82,7 +81,7 @@ def _work(
 
     failures = 0
     with OutcomeWriter(out, part=index) as writer:
-        tally = Tally(writer, Accumulator(*judge) if judge is not None else None)
+        tally = Tally(writer, sink() if sink is not None else None)
         worker = Worker(
             targets,
             timeouts,
@@ -103,7 +102,7 @@ def _work(
             tick()
         tally.fold()
     by_target = {k: dict(v) for k, v in tally.status.items()}
-    report.send((tally.statements, by_target, failures, tally.accumulator))
+    report.send((tally.statements, by_target, failures, tally.sink))
     report.close()
 
 
@@ -119,9 +118,10 @@ def replay_in_processes(
     progress: Progress | None,
     depth: int = 1,
     timing: tuple[int, int] = (0, 1),
-    judge: Judge = None,
-) -> Totals:
-    """Replay ``split`` with ``processes`` workers; rows, counts by target, failures."""
+    sink: Callable[[], SinkT] | None = None,
+) -> Totals[SinkT]:
+    """Replay ``split`` with ``processes`` workers; rows, counts by target, failures,
+    and the workers' sinks merged."""
     context = multiprocessing.get_context("fork")
     shared: dict[str, Any] = {
         "taken": context.Value("q", 0),
@@ -145,7 +145,7 @@ def replay_in_processes(
                     pacer,
                     depth,
                     timing,
-                    judge,
+                    sink,
                     shared,
                     send,
                 ),
@@ -155,7 +155,7 @@ def replay_in_processes(
             child.start()
             send.close()
             children.append((child, receive))
-        totals = _wait(children, shared, split.statements, progress, judge)
+        totals = _wait(children, shared, split.statements, progress, sink)
     except BaseException:
         shared["stop"].set()
         for child, _ in children:
@@ -174,11 +174,11 @@ def _wait(
     shared: dict[str, Any],
     total: int,
     progress: Progress | None,
-    judge: Judge = None,
-) -> Totals:
+    sink: Callable[[], SinkT] | None = None,
+) -> Totals[SinkT]:
     statements, failures = 0, 0
     status: dict[str, Counter[str]] = {}
-    accumulated = Accumulator(*judge) if judge is not None else None
+    merged = sink() if sink is not None else None
     for child, receive in children:
         while not receive.poll(PROGRESS_INTERVAL):
             if progress is not None:
@@ -191,14 +191,14 @@ def _wait(
             log.error("replay worker %s died (exit %s)", child.name, child.exitcode)
             rows, by_target, failed, folded = 0, {}, 1, None
         child.join()
-        if accumulated is not None and folded is not None:
-            accumulated.merge(folded)
-        else:  # classify from the merged file instead
-            accumulated = None
+        if merged is not None and folded is not None:
+            merged.merge(folded)
+        else:  # a share is missing: the caller reads the merged file instead
+            merged = None
         statements += rows
         failures += failed
         for target, counts in by_target.items():
             status.setdefault(target, Counter()).update(counts)
     if progress is not None:
         progress(shared["done"].value, total)
-    return statements, status, failures, accumulated
+    return statements, status, failures, merged

@@ -6,6 +6,11 @@ worker the loop runs in the calling thread; with several (one per CPU by default
 each is a process of its own (:mod:`replay.engine.processes`), so that building and
 writing outcome rows is not serialized on one interpreter lock. Sessions are handed
 out in order of first statement, the next one to whichever slot is free first.
+
+The engine sends and records, and judges nothing: a caller that wants the rows as they
+are written (to classify them) passes a factory of row sinks
+(:mod:`replay.engine.sink`), and gets the workers' sinks merged in
+:attr:`ReplayCounts.sink`.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, overload
 
 from replay.capture.split import SplitCapture
-from replay.compare.accumulate import Accumulator
-from replay.compare.verdict import Thresholds
 from replay.engine.loop import Tally, Worker
 from replay.engine.pipeline import DEPTH
 from replay.engine.processes import Totals, replay_in_processes
 from replay.engine.session import FIRST_TIMED, TIME_EVERY, Pacer
+from replay.engine.sink import RowSink, SinkT
 from replay.engine.startup import Timeouts
 from replay.model.outcomes import OutcomeWriter
 from replay.targets.safety import Target
@@ -44,22 +49,20 @@ class EngineOptions:
     depth: int = DEPTH
     # Statements timed per query class: the first N, then one in M (0: none).
     timing: tuple[int, int] = (FIRST_TIMED, TIME_EVERY)
-    # Classify the rows as they are written (by every worker, in parallel) with these
-    # thresholds: ReplayCounts.accumulated then holds them (see replay.compare.classify).
-    thresholds: Thresholds | None = None
-    max_examples: int = 3
 
 
 @dataclass
-class ReplayCounts:
-    """What the replay did, for run.json and the terminal summary."""
+class ReplayCounts(Generic[SinkT]):
+    """What the replay did, for run.json and the terminal summary; ``sink``: every row,
+    in the sinks the workers made, merged (None when no factory was given, or when a
+    worker died before handing its sink over: the rows are then only in the file)."""
 
     sessions: int = 0
     statements: int = 0
     failed_sessions: int = 0
     elapsed: float = 0.0
     by_target: dict[str, dict[str, int]] = field(default_factory=dict)
-    accumulated: Accumulator | None = None
+    sink: SinkT | None = None
 
     @property
     def statements_per_second(self) -> float:
@@ -83,21 +86,50 @@ def workers_for(options: EngineOptions, sessions: int) -> int:
     return max(1, min(wanted, options.jobs, sessions))
 
 
+@overload
 def replay(
     split: SplitCapture,
     targets: list[Target],
     out: Path | str,
     options: EngineOptions | None = None,
     progress: Progress | None = None,
-) -> ReplayCounts:
-    """Replay every session of ``split`` against ``targets``; outcomes into ``out``."""
+    *,
+    sink: None = None,
+) -> ReplayCounts[RowSink]: ...
+
+
+@overload
+def replay(
+    split: SplitCapture,
+    targets: list[Target],
+    out: Path | str,
+    options: EngineOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    sink: Callable[[], SinkT],
+) -> ReplayCounts[SinkT]: ...
+
+
+def replay(
+    split: SplitCapture,
+    targets: list[Target],
+    out: Path | str,
+    options: EngineOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    sink: Callable[[], SinkT] | None = None,
+) -> ReplayCounts[SinkT]:
+    """Replay every session of ``split`` against ``targets``; outcomes into ``out``.
+
+    ``sink``: called once per worker for a :class:`~replay.engine.sink.RowSink` that
+    gets the rows as they are written (picklable, e.g. a :func:`functools.partial`).
+    """
     options = options or EngineOptions()
     pacer = Pacer(options.speed, split.first) if options.speed > 0 else None
     started = time.perf_counter()
     processes = workers_for(options, len(split.sessions))
-    judge = (options.thresholds, options.max_examples) if options.thresholds else None
     if processes > 1:
-        statements, status, failures, accumulated = replay_in_processes(
+        statements, status, failures, merged = replay_in_processes(
             split,
             targets,
             Path(out),
@@ -108,11 +140,11 @@ def replay(
             progress=progress,
             depth=options.depth,
             timing=options.timing,
-            judge=judge,
+            sink=sink,
         )
     else:
-        statements, status, failures, accumulated = _replay_here(
-            split, targets, out, options, pacer, progress
+        statements, status, failures, merged = _replay_here(
+            split, targets, out, options, pacer, progress, sink
         )
     counts = ReplayCounts(
         sessions=len(split.sessions),
@@ -120,7 +152,7 @@ def replay(
         failed_sessions=failures,
         elapsed=time.perf_counter() - started,
         by_target={t: dict(c) for t, c in status.items()},
-        accumulated=accumulated,
+        sink=merged,
     )
     if progress is not None:
         progress(statements, split.statements)
@@ -134,13 +166,13 @@ def _replay_here(
     options: EngineOptions,
     pacer: Pacer | None,
     progress: Progress | None,
-) -> Totals:
+    sink: Callable[[], SinkT] | None,
+) -> Totals[SinkT]:
     """One event loop in the calling thread (Ctrl-C stops it where it is)."""
     sessions = iter(split.sessions)
-    thresholds = options.thresholds
-    accumulator = Accumulator(thresholds, options.max_examples) if thresholds else None
+    rows = sink() if sink is not None else None
     with OutcomeWriter(out) as writer:
-        tally = Tally(writer, accumulator)
+        tally = Tally(writer, rows)
         worker = Worker(
             targets,
             options.timeouts,
@@ -154,7 +186,7 @@ def _replay_here(
         )
         failures = worker.run()
         tally.fold()
-    return tally.statements, tally.status, failures, accumulator
+    return tally.statements, tally.status, failures, rows
 
 
 def _nothing() -> None:
