@@ -67,3 +67,25 @@ def test_a_client_refused_for_a_down_upstream_is_logged_by_the_proxy(tmp_path: P
     finally:
         messages = proxy.stop()
     assert "cannot reach the upstream 127.0.0.1:" in messages
+
+
+def test_the_proxy_and_inspect_count_the_same_sessions(
+    pg_server: PgServer, dsn: str, tmp_path: Path
+) -> None:
+    """Connections that run no statement (health checks, a pool's spare connections) are
+    not sessions to inspect: the proxy's closing line must not count them either."""
+    from replay.capture.summary import inspect_capture
+
+    out = tmp_path / "capture"
+    proxy = start_capture(f"{pg_server.host}:{pg_server.port}", out)
+    dbname = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+    try:
+        for i in range(3):
+            with psycopg.connect(proxy.url(dbname), autocommit=True) as conn:
+                conn.execute("SELECT %s::int", [i])
+        for _ in range(2):
+            psycopg.connect(proxy.url(dbname)).close()  # connects, runs nothing
+    finally:
+        messages = proxy.stop()
+    assert inspect_capture(out).sessions == 3
+    assert "from 3 sessions" in messages, messages

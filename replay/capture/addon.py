@@ -139,7 +139,7 @@ class PostgresCapture:
         log.warning(
             "recording stopped, forwarding goes on: %d statements from %d sessions recorded",
             stats.statements,
-            stats.recorded,
+            stats.sessions,
         )
 
     def done(self) -> None:
@@ -149,9 +149,9 @@ class PostgresCapture:
             self.recorder.stop()
             stats = self.recorder.stats
             log.info(
-                "capture closed: %d connections, %d recorded, %d statements",
+                "capture closed: %d connections, %d sessions, %d statements",
                 stats.connections,
-                stats.recorded,
+                stats.sessions,
                 stats.statements,
             )
             self.recorder = None

@@ -35,7 +35,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RecorderStats:
+    """What a capture recorded. ``sessions`` counts the sessions that ran a statement, as
+    ``replay inspect`` does; ``recorded`` and ``not_recorded`` count every session end."""
+
     connections: int = 0
+    sessions: int = 0
     recorded: int = 0
     statements: int = 0
     not_recorded: int = 0
@@ -114,6 +118,8 @@ class Decoder:
         self.writer.write_many(records)
         for record in records:
             if isinstance(record, SessionEnd):
+                if record.statements:
+                    self.stats.sessions += 1
                 if record.recorded:
                     self.stats.recorded += 1
                 else:

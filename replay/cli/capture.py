@@ -81,7 +81,7 @@ def capture(
 
     stats = run_capture(settings, on_ready=ready)
     click.echo(
-        f"captured {stats.statements} statements from {stats.recorded} sessions "
+        f"captured {stats.statements} statements from {stats.sessions} sessions "
         f"({stats.connections} connections, {stats.not_recorded} not recorded) "
         f"into {out}",
         err=True,

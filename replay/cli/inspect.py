@@ -65,7 +65,7 @@ def inspect(
         names = ", ".join(f"{a or '(none)'} ({n})" for a, n in summary.applications.most_common())
         click.echo(f"applications {names}")
     click.echo("")
-    click.echo(f"{'count':>8} {'errors':>7} {'ms':>10}  class             sql")
+    click.echo(f"{'count':>8} {'errors':>7} {'total ms':>10}  class             sql")
     for cls in summary.busiest(top):
         sql = " ".join(normalize(cls.sql).split())
         click.echo(
