@@ -49,6 +49,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates are package data: no stat of each file per include
     )
     env.filters.update(
         label=verdict_label,
@@ -124,8 +125,9 @@ def schema_detail(change: dict[str, object]) -> str:
 
 
 def finding(query_class: QueryClass) -> str:
-    """The card for one non-ok class, as ``page.html`` includes it."""
-    return render("finding.html", query_class=query_class)
+    """The card for one non-ok class, as ``findings.html`` shows it."""
+    macros = environment().get_template("finding.html").module
+    return str(macros.finding(query_class))  # type: ignore[attr-defined]
 
 
 __all__ = ["COLORS", "environment", "finding", "render_html"]
