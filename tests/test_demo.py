@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 
 def servers_under(folder: Path) -> list[int]:
@@ -20,6 +21,7 @@ def servers_under(folder: Path) -> list[int]:
     ]
 
 
+@pytest.mark.slow  # replay demo starts its own servers, in a subprocess
 def test_demo_finds_each_breaking_migration_and_blames_it(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"  # every server the demo starts lives in here
     scratch.mkdir()

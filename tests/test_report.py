@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from outcome_factory import SQL, error, ok, row, write_run
 
 from replay.compare import classify
-from replay.report import write_reports
+from replay.report import FILES, write_reports
 from replay.sql.fingerprint import fingerprint
 
 with warnings.catch_warnings():
@@ -212,6 +212,29 @@ def test_cli_report_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str]
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
 
 
-def test_report_help() -> None:
-    result = CliRunner().invoke(cli, ["report", "--help"])
-    assert result.exit_code == 0 and "--fail-on" in result.output
+def test_cli_report_writes_only_the_chosen_formats_with_its_thresholds(folder: Path) -> None:
+    for name in FILES.values():
+        (folder / name).unlink()
+    args = ["report", str(folder), "--format", "junit,md", "--fail-on", "slower"]
+    assert CliRunner().invoke(cli, args).exit_code == 1
+    assert sorted(p.name for p in folder.iterdir() if p.name in FILES.values()) == [
+        "junit.xml", "report.md",
+    ]  # fmt: skip
+    # fails, shape, changed and the 5x slower class
+    assert ET.parse(folder / "junit.xml").getroot().get("failures") == "4"
+    result = CliRunner().invoke(cli, [*args, "--slower-factor", "10"])
+    assert result.exit_code == 1
+    assert ET.parse(folder / "junit.xml").getroot().get("failures") == "3"
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--fail-on", "sometimes"), ("--max-examples", "0"), ("--slower-factor", "0.5")],
+)
+def test_cli_report_bad_option_value_exits_2_naming_it(
+    folder: Path, option: str, value: str
+) -> None:
+    result = CliRunner().invoke(cli, ["report", str(folder), option, value])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and option in errors[0], result.output

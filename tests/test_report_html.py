@@ -12,13 +12,15 @@ import shutil
 import struct
 import subprocess
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from outcome_factory import ok, row, write_run
+from outcome_factory import WIDER, error, ok, row, write_run
 
 from replay.compare import classify
-from replay.report import write_reports
+from replay.report import render_html, write_reports
+from replay.report.finding_html import type_name
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -33,6 +35,8 @@ CHROMIUM_FLAGS = [
     "--v=0",
 ]
 HOSTILE_SQL = "SELECT '<script>alert(1)</script>' AS \"<b>x</b>\""
+# Breaks out of an attribute and out of a text node, whichever it lands in.
+HOSTILE = "x\" onmouseover=\"alert(1)\" '><script>alert(2)</script>"
 
 
 def chromium() -> str:
@@ -155,3 +159,60 @@ def test_safe_report_is_green(tmp_path: Path) -> None:
     done = run_chromium(tmp_path, "--dump-dom", (folder / "report.html").as_uri())
     assert '<header class="verdict safe" id="verdict"><h1>Safe to deploy</h1>' in done.stdout
     assert console_errors(done.stderr) == []
+
+
+class Page(HTMLParser):
+    """A page's elements (tag, attributes) and its text, as a browser would parse them."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_every_captured_value_is_text_not_markup(tmp_path: Path) -> None:
+    """SQL, messages, apps, sessions, parameters, columns, blame, schema names, the capture's
+    name: whatever the application or database sent shows as itself and adds no element."""
+    folder = write_run(
+        tmp_path / "r",
+        [
+            row(f"SELECT 1 /* {HOSTILE} */", ok(), error("42703", HOSTILE), params=[HOSTILE],
+                session=HOSTILE, application_name=HOSTILE),
+            row("SELECT 2", ok(), ok(columns=WIDER)),
+            row("SELECT 3", ok(digest="a"), ok(digest=HOSTILE)),
+        ],
+    )  # fmt: skip
+    findings = classify(folder)
+    findings.run["capture"] = HOSTILE
+    findings.schema_diff = [dict.fromkeys(("change", "kind", "name", "detail"), HOSTILE)]
+    for query_class in findings.classes:
+        query_class.blame = {"migration": HOSTILE, "statement": HOSTILE}
+        if query_class.column_diff:
+            query_class.column_diff["added"] = [[HOSTILE, 25]]
+    page = Page(render_html(findings))
+    assert not [e for e in page.elements if e[0] == "script"]
+    assert not [e for e in page.elements if "onmouseover" in e[1]]
+    assert {"tr": {"class": HOSTILE}} in [{tag: attrs} for tag, attrs in page.elements]
+    texts = [t for t in page.text if HOSTILE in t]
+    # sql, normalized query (twice: title and card), message (side and example), app,
+    # session, parameters, column, digest, blame (migration and statement), schema diff
+    # (kind, name, detail and change), the capture in the subline
+    assert len(texts) >= 14, texts
+
+
+@pytest.mark.parametrize(
+    "oid, name",
+    [(23, "integer"), (1043, "character varying"), (1184, "timestamp with time zone"),
+     (1007, "integer[]"), (3807, "jsonb[]"), (650, "cidr"), (99999, "oid 99999"),
+     ("25", "oid 25"), (None, "oid None")],
+)  # fmt: skip
+def test_type_names_come_from_the_builtin_types(oid: object, name: str) -> None:
+    assert type_name(oid) == name

@@ -11,6 +11,8 @@ import pytest
 from capture_builder import INT4, SessionScript, write_capture
 from click.testing import CliRunner
 
+from replay.sql.fingerprint import fingerprint
+
 with warnings.catch_warnings():
     # replay.cli imports the capture command, which imports mitmproxy -> ldap3 -> pyasn1,
     # and pyasn1 warns about ldap3's use of a deprecated name at import time.
@@ -233,23 +235,57 @@ def test_a_missing_capture_exits_2(tmp_path):
     assert result.exit_code == 2 and "capture not found" in result.output
 
 
-def test_help():
-    result = invoke("--help")
-    assert result.exit_code == 0
-    for option in (
-        "--capture",
-        "--source",
-        "--scratch",
-        "--migrations",
-        "--migrate-cmd",
-        "--jobs",
-        "--speed",
-        "--since",
-        "--class",
-        "--fail-on",
-        "--no-noise",
-    ):
-        assert option in result.output
+def test_selection_options_narrow_what_is_replayed(tmp_path, source):
+    """--since, --until, --app and --class each keep only the statements they name."""
+    queries = ["SELECT count(*) FROM items", "SELECT name FROM items WHERE id = 1"]
+    web = SessionScript("web", start=1_700_000_000.0, application_name="web")
+    worker = SessionScript("worker", start=1_700_000_100.0, application_name="worker")
+    for script in (web, worker):
+        for sql in queries:
+            script.simple(sql)
+    capture = write_capture(tmp_path / "capture", [web, worker])
+    both = [(session, sql) for session in ("web", "worker") for sql in queries]
+
+    def replayed(name: str, *options: str) -> list[tuple[str, str]]:
+        out = tmp_path / name
+        args = ["--capture", capture, "--baseline", source, "--candidate", source, "--out", out]
+        result = invoke(*args, "--no-noise", *options)
+        assert result.exit_code == 0, result.output
+        lines = (out / "outcomes.jsonl").read_text().splitlines()
+        return sorted((row["session"], row["sql"]) for row in map(json.loads, lines))
+
+    assert replayed("all") == both
+    assert replayed("since", "--since", "1700000050") == [p for p in both if p[0] == "worker"]
+    assert replayed("until", "--until", "2023-11-14T22:14:10Z") == [
+        p for p in both if p[0] == "web"
+    ]
+    assert replayed("app", "--app", "worker") == [p for p in both if p[0] == "worker"]
+    count = fingerprint("SELECT count(*) FROM items")
+    assert replayed("class", "--class", count) == [p for p in both if p[1] == queries[0]]
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--jobs", "0"),
+        ("--speed", "-1"),
+        ("--fail-on", "sometimes"),
+        ("--slower-factor", "1"),
+        ("--statement-timeout", "soon"),
+        ("--until", "soon"),
+    ],
+)
+def test_a_bad_option_value_exits_2_naming_the_option(tmp_path, option, value):
+    capture = write_capture(tmp_path / "capture", workload())
+    out = tmp_path / "report"
+    result = invoke(
+        "--capture", capture, "--source", "postgresql://x/y", "--out", out, option, value
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and (option in errors[0] or repr(value) in errors[0]), result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("depth, untimed", [("1", False), ("256", True)])
