@@ -7,7 +7,9 @@ import pytest
 
 from replay.errors import SetupError, UnsafeTarget
 from replay.targets.clone import Clones
-from replay.targets.safety import Endpoint, Target, check_safe, same_host, strip_password
+from replay.targets.conninfo import Endpoint, strip_password
+from replay.targets.safety import check_safe, same_host
+from replay.targets.target import Target
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('ok', 'sad');
