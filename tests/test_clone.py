@@ -55,6 +55,23 @@ def test_clones_hold_the_source_and_are_dropped(pg_server, source):
     lingering.close()
 
 
+def test_the_pristine_template_is_the_source_before_any_change(pg_server, source):
+    before = databases(pg_server)
+    made = Clones(source, scratch=pg_server.url, pristine=True)
+    with pytest.raises(RuntimeError), made as clones:
+        assert clones.pristine is not None and clones.pristine not in before
+        pristine = psycopg.conninfo.make_conninfo(pg_server.url, dbname=clones.pristine)
+        for target in clones.targets.values():
+            with psycopg.connect(target.conninfo, autocommit=True) as conn:
+                conn.execute("DELETE FROM people")
+        assert count(pristine) == 2
+        raise RuntimeError("dropped with the clones on every exit")
+    assert databases(pg_server) == before
+    with Clones(source, scratch=pg_server.url) as clones:
+        assert clones.pristine is None
+        assert len(databases(pg_server)) == len(before) + 3
+
+
 def test_schema_only_clones_have_no_rows(pg_server, source):
     with Clones(source, scratch=pg_server.url, schema_only=True, noise=False) as clones:
         assert set(clones.targets) == {"baseline", "candidate"}
