@@ -13,6 +13,8 @@ from capture_builder import INT4, SessionScript, write_capture
 from conftest import PgServer
 
 from replay.blame.bisect import Plan, blame_class
+from replay.blame.probes import example_sessions
+from replay.capture.split import read_session, read_statements, split_capture
 from replay.compare import Verdict, classify
 from replay.run import RunOptions, RunResult, run_replay
 from replay.sql.fingerprint import fingerprint
@@ -167,3 +169,28 @@ def test_nothing_is_blamed_when_all_migrations_together_do_not_break() -> None:
     probes = TableProbes([2, 2], {(2, 0)})  # a statement no plan applies
     assert blame_class(probes, "class") is None
     assert probes.asked == [((0, 2), (1, 2))]
+
+
+def test_probes_replay_the_example_sessions_up_to_the_last_example(tmp_path: Path) -> None:
+    scripts = []
+    for i in range(3):
+        script = SessionScript(f"s{i}", start=1_700_000_000.0 + i)
+        for n in range(4):
+            script.simple(f"SELECT {n}", start=1_700_000_000.0 + i + n)
+        scripts.append(script)
+    (tmp_path / "run").mkdir()
+    split = split_capture(write_capture(tmp_path / "capture", scripts), tmp_path / "run")
+    (tmp_path / "probes").mkdir()
+    # Examples: s0's third statement (t+2) and s2's first (t+2): the last starts at t+2.
+    cut = example_sessions(split, {("s0", 3), ("s2", 1)}, tmp_path / "probes")
+    kept = {
+        read_session(s.path).id: [(st.seq, st.sql) for st in read_statements(s.path)]
+        for s in cut.sessions
+    }
+    assert kept == {
+        "s0": [(1, "SELECT 0"), (2, "SELECT 1"), (3, "SELECT 2")],
+        "s2": [(1, "SELECT 0")],
+    }
+    assert cut.statements == 4 and cut.last == 1_700_000_002.0
+    assert all(s.path.parent == tmp_path / "probes" for s in cut.sessions)
+    assert split.statements == 12  # the run's own files are left as they were

@@ -58,12 +58,17 @@ def example_sessions(split: SplitCapture, wanted: Collection[Key], folder: Path)
     sessions: list[SessionFile] = []
     count = 0
     for index, (session_file, lines, starts) in enumerate(chosen):
-        kept = [line for line, start in zip(lines[1:], starts, strict=True) if start <= (last or 0)]
+        if last is None:
+            break  # no example is in the split: nothing to replay
+        kept = [line for line, start in zip(lines[1:], starts, strict=True) if start <= last]
         path = folder / f"session-{index:08d}.jsonl"
         path.write_bytes(b"".join([lines[0], *kept]))
         sessions.append(SessionFile(session_file.first, path))
         count += len(kept)
-    return dataclasses.replace(split, folder=folder, sessions=sessions, statements=count, last=last)
+    first = min((s.first for s in sessions), default=None)
+    return dataclasses.replace(
+        split, folder=folder, sessions=sessions, statements=count, first=first, last=last
+    )
 
 
 class Prober:
