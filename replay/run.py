@@ -1,4 +1,4 @@
-"""``replay run`` as a library call: clone, migrate, replay, classify, report.
+"""``replay run`` as a library call: clone, migrate, replay, classify, blame, report.
 
 :func:`run_replay` takes :class:`RunOptions` and returns :class:`RunResult`; the CLI
 only parses options into it and prints the result. The order keeps the promises of
@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from replay.blame import blame
+from replay.blame import attach, blame, save
 from replay.capture.format import capture_meta
 from replay.capture.split import split_capture
 from replay.compare import FAIL_ON_LEVELS, Accumulator, Findings, Thresholds, classify, exit_code
@@ -32,9 +32,11 @@ from replay.model.selection import Selection
 from replay.report import write_reports
 from replay.targets import migrate
 from replay.targets.clone import Clones
+from replay.targets.conninfo import strip_password
 from replay.targets.recorded_command import run_recorded
-from replay.targets.safety import Target, check_safe, strip_password
+from replay.targets.safety import check_safe
 from replay.targets.schema import snapshot
+from replay.targets.target import Target
 
 RUN_FILE = "run.json"
 SCHEMA_FILE = "schema.json"
@@ -125,9 +127,9 @@ def _check_reachable(targets: list[Target]) -> None:
 @contextlib.contextmanager
 def _targets(
     options: RunOptions, upstream: str | None, databases: frozenset[str], notify: Notify
-) -> Iterator[tuple[list[Target], list[migrate.Migration], str | None]]:
+) -> Iterator[tuple[list[Target], list[migrate.Migration], Clones | None]]:
     """The run's targets (cloned and migrated, or the user's), checked safe, and the
-    scratch server they live on when they were cloned (for blame's probes)."""
+    clones when they were cloned (with the pristine template blame's probes need)."""
     if not options.source:
         given = [("baseline", options.baseline), ("candidate", options.candidate)]
         if options.noise and options.baseline2:
@@ -146,6 +148,7 @@ def _targets(
         upstream=upstream,
         captured_databases=databases,
         notify=notify,
+        pristine=options.blame and bool(options.migrations or options.migrate_cmd),
     ) as clones:
         candidate = clones.targets["candidate"].conninfo
         applied: list[migrate.Migration] = []
@@ -155,7 +158,7 @@ def _targets(
         elif options.migrate_cmd:
             notify(f"running {options.migrate_cmd!r}")
             applied = [run_recorded(candidate, options.migrate_cmd)]
-        yield list(clones.targets.values()), applied, clones.scratch
+        yield list(clones.targets.values()), applied, clones
 
 
 def _save_schema(folder: Path, targets: list[Target]) -> None:
@@ -194,7 +197,7 @@ def run_replay(
         with _targets(options, str(upstream) if upstream else None, split.databases, say) as (
             targets,
             applied,
-            scratch,
+            clones,
         ):
             say(f"replaying {split.statements} statements of {len(split.sessions)} sessions")
             engine = EngineOptions(
@@ -231,17 +234,22 @@ def run_replay(
                 "counts": counts.to_json(),
             }
             (out / RUN_FILE).write_text(json.dumps(run, indent=1), encoding="utf-8")
-            if options.blame and options.source and scratch and applied:
+            # Classified once, here, while the clones live: blame needs the findings.
+            findings = classify(out, slower_factor=options.slower_factor, accumulated=counts.sink)
+            blaming = options.blame and findings.breaking and applied
+            if blaming and clones and clones.scratch and clones.pristine:
                 say("blaming the breaking query classes on migration statements")
-                blame(
-                    out,
-                    source=options.source,
-                    scratch=scratch,
-                    schema_only=options.schema_only,
+                blamed = blame(
+                    findings.classes,
+                    applied,
+                    split,
+                    scratch=clones.scratch,
+                    pristine=clones.pristine,
                     timeouts=engine.timeouts,
                     notify=say,
                 )
-    findings = classify(out, slower_factor=options.slower_factor, accumulated=counts.sink)
+                save(out, blamed)
+                attach(findings.classes, blamed)
     reports = write_reports(out, findings, fail_on=options.fail_on)
     return RunResult(
         report_folder=out,

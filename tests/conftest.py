@@ -25,8 +25,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from replay.capture.process import CaptureProcess
-from replay.targets.safety import Target
 from replay.targets.server import EmbeddedServer
+from replay.targets.target import Target
 
 pytest_plugins = ["pytester"]
 

@@ -7,7 +7,9 @@ import pytest
 
 from replay.errors import SetupError, UnsafeTarget
 from replay.targets.clone import Clones
-from replay.targets.safety import Endpoint, Target, check_safe, same_host, strip_password
+from replay.targets.conninfo import Endpoint, strip_password
+from replay.targets.safety import check_safe, same_host
+from replay.targets.target import Target
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('ok', 'sad');
@@ -51,6 +53,23 @@ def test_clones_hold_the_source_and_are_dropped(pg_server, source):
     assert databases(pg_server) == before
     assert count(source) == 2
     lingering.close()
+
+
+def test_the_pristine_template_is_the_source_before_any_change(pg_server, source):
+    before = databases(pg_server)
+    made = Clones(source, scratch=pg_server.url, pristine=True)
+    with pytest.raises(RuntimeError), made as clones:
+        assert clones.pristine is not None and clones.pristine not in before
+        pristine = psycopg.conninfo.make_conninfo(pg_server.url, dbname=clones.pristine)
+        for target in clones.targets.values():
+            with psycopg.connect(target.conninfo, autocommit=True) as conn:
+                conn.execute("DELETE FROM people")
+        assert count(pristine) == 2
+        raise RuntimeError("dropped with the clones on every exit")
+    assert databases(pg_server) == before
+    with Clones(source, scratch=pg_server.url) as clones:
+        assert clones.pristine is None
+        assert len(databases(pg_server)) == len(before) + 3
 
 
 def test_schema_only_clones_have_no_rows(pg_server, source):

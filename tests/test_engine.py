@@ -21,7 +21,7 @@ from replay.engine import EngineOptions, Timeouts, replay
 from replay.model.outcomes import OutcomeRow, iter_outcomes, merge_parts, part_path
 from replay.model.selection import Selection
 from replay.sql.fingerprint import fingerprint
-from replay.targets.safety import Target
+from replay.targets.target import Target
 from replay.wire.digest import RowDigest
 
 SCHEMA = """

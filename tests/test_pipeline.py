@@ -23,7 +23,7 @@ from replay.engine.pipeline import PipelinedConnection
 from replay.engine.startup import Timeouts
 from replay.model.outcomes import OutcomeRow, iter_outcomes
 from replay.model.records import Session, Statement
-from replay.targets.safety import Target
+from replay.targets.target import Target
 from replay.wire.digest import RowDigest
 
 SCHEMA = """

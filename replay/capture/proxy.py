@@ -24,6 +24,7 @@ from mitmproxy.master import Master
 from replay.capture.addon import PostgresCapture, parse_sample
 from replay.capture.recorder import RecorderStats
 from replay.errors import BadInput, SetupError
+from replay.targets.conninfo import join_address, split_address
 
 
 @dataclass(frozen=True)
@@ -37,21 +38,12 @@ class CaptureSettings:
     segment_mb: int = 64
 
 
-def split_address(value: str, what: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``[v6]:PORT``) into its parts; BadInput when malformed."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise BadInput(f"{what} must be HOST:PORT, not {value!r}")
-    return host, int(port)
-
-
 def mode_spec(settings: CaptureSettings) -> str:
     up_host, up_port = split_address(settings.upstream, "--upstream")
     listen_host, listen_port = split_address(settings.listen, "--listen")
-    up = f"[{up_host}]" if ":" in up_host else up_host
-    listen = f"[{listen_host}]" if ":" in listen_host else listen_host
-    return f"reverse:tcp://{up}:{up_port}@{listen}:{listen_port}"
+    return (
+        f"reverse:tcp://{join_address(up_host, up_port)}@{join_address(listen_host, listen_port)}"
+    )
 
 
 class _StartupErrors(logging.Handler):

@@ -6,13 +6,16 @@ dropped), or :class:`Clones` makes them from ``--source``: a consistent ``pg_dum
 *candidate* and *baseline2* as ``CREATE DATABASE ... TEMPLATE baseline`` copies. The
 wheel's ``pg_dump``/``pg_restore`` are used, so any older source dumps cleanly.
 
+With ``pristine`` one more copy is made the same way before anything is migrated or
+replayed: the template blame's probes are made from (:mod:`replay.blame.probes`), so
+the source is dumped once per run. It is dropped with the clones.
+
 Every planned target is checked with :func:`replay.targets.safety.check_safe` before anything
 is created or sent.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
@@ -23,26 +26,17 @@ from types import TracebackType
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from replay.errors import SetupError
-from replay.targets.safety import Target, check_safe, parse_conninfo, strip_password
+from replay.targets.conninfo import split_password, strip_password, with_database
+from replay.targets.safety import check_safe
 from replay.targets.server import EmbeddedServer, tool
+from replay.targets.target import Target
 
-__all__ = ["TARGET_NAMES", "Clones", "Target", "dump_and_restore", "split_password"]
+__all__ = ["TARGET_NAMES", "Clones", "dump_and_restore"]
 
 TARGET_NAMES = ("baseline", "candidate", "baseline2")
 Notify = Callable[[str], None]
-
-
-def split_password(conninfo: str) -> tuple[str, dict[str, str]]:
-    """The conninfo without password, and the environment that supplies it (not argv)."""
-    params = parse_conninfo(conninfo)
-    env = dict(os.environ)
-    password = params.pop("password", None)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    return make_conninfo("", **params), env
 
 
 def _run_tool(args: list[str], env: dict[str, str], what: str) -> None:
@@ -101,6 +95,7 @@ class Clones:
         upstream: str | None = None,
         captured_databases: Iterable[str] = (),
         notify: Notify | None = None,
+        pristine: bool = False,
     ) -> None:
         self.source = source
         self.scratch = scratch
@@ -112,6 +107,8 @@ class Clones:
         self.notify = notify or (lambda message: None)
         self.run_id = time.strftime("replay_%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
         self.targets: dict[str, Target] = {}
+        self.wants_pristine = pristine
+        self.pristine: str | None = None  # the database's name, once made
         self.server: EmbeddedServer | None = None
         self._created: list[str] = []
 
@@ -130,7 +127,7 @@ class Clones:
 
     def __enter__(self) -> Clones:
         planned = [
-            Target(name, make_conninfo(self.scratch, dbname=self.database_name(name)), True)
+            Target(name, with_database(self.scratch, self.database_name(name)), True)
             for name in self.names
             if self.scratch
         ]
@@ -160,13 +157,16 @@ class Clones:
         with self._admin() as admin:
             for name in self.names[1:]:
                 self._create(admin, self.database_name(name), baseline)
+            if self.wants_pristine:
+                self._create(admin, self.database_name("pristine"), baseline)
+                self.pristine = self.database_name("pristine")
         self.targets = {
             name: Target(name, self._dsn(self.database_name(name)), True) for name in self.names
         }
 
     def _dsn(self, database: str) -> str:
         assert self.scratch is not None
-        return make_conninfo(self.scratch, dbname=database)
+        return with_database(self.scratch, database)
 
     def _create(
         self, admin: psycopg.Connection[tuple[object, ...]], db: str, template: str

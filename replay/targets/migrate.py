@@ -25,7 +25,7 @@ import psycopg
 
 from replay.errors import BadInput, MigrationError
 from replay.sql.fingerprint import statement_kind
-from replay.targets.safety import parse_conninfo
+from replay.targets.conninfo import parse_conninfo, to_url
 
 NO_TRANSACTION = re.compile(r"^\s*--\s*replay:\s*no-transaction\b", re.IGNORECASE)
 
@@ -136,7 +136,7 @@ def command_environment(conninfo: str) -> dict[str, str]:
     """The environment a migration tool finds the candidate in."""
     params = parse_conninfo(conninfo)
     env = dict(os.environ)
-    env["DATABASE_URL"] = _url(params)
+    env["DATABASE_URL"] = to_url(conninfo)
     for key, var in (
         ("host", "PGHOST"),
         ("port", "PGPORT"),
@@ -149,23 +149,6 @@ def command_environment(conninfo: str) -> dict[str, str]:
         else:
             env.pop(var, None)
     return env
-
-
-def _url(params: dict[str, str]) -> str:
-    from urllib.parse import quote
-
-    user = quote(params.get("user", ""), safe="")
-    password = params.get("password")
-    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
-    host = params.get("host", "localhost")
-    if host.startswith("/"):
-        netloc, query = auth, f"?host={quote(host, safe='')}"
-    else:
-        netloc, query = f"{auth}{'[' + host + ']' if ':' in host else host}", ""
-    port = f":{params['port']}" if "port" in params and not host.startswith("/") else ""
-    if host.startswith("/") and "port" in params:
-        query += f"&port={params['port']}"
-    return f"postgresql://{netloc}{port}/{quote(params.get('dbname', ''), safe='')}{query}"
 
 
 def run_command(conninfo: str, command: str, *, timeout: float | None = None) -> Migration:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from replay.capture.format import read_records
 from replay.capture.process import CaptureProcess
 from replay.model.records import Statement
 from replay.sql.fingerprint import statement_kind
 from replay.targets import migrate
+from replay.targets.conninfo import address_of
 
 NOT_REPLAYED = frozenset({"SelectStmt", "VariableShowStmt", "TransactionStmt", "Empty"})
 
@@ -45,8 +46,7 @@ def ran_statements(capture: Path) -> tuple[str, ...]:
 def run_recorded(conninfo: str, command: str, *, timeout: float | None = None) -> migrate.Migration:
     """Run ``command`` against the candidate through a capture proxy; MigrationError if
     the command fails. The migration it returns lists the statements it ran."""
-    params = conninfo_to_dict(conninfo)
-    upstream = f"{params.get('host') or '127.0.0.1'}:{params.get('port') or 5432}"
+    upstream = address_of(conninfo)
     with tempfile.TemporaryDirectory(prefix="replay-migrate-cmd-") as folder:
         capture = Path(folder) / "capture"
         with CaptureProcess(upstream, capture) as proxy:

@@ -8,47 +8,25 @@ sessions used, and a target that is the ``--source`` database itself.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from replay.errors import UnsafeTarget
+from replay.targets.conninfo import Endpoint, parse_conninfo, split_address, strip_password
+from replay.targets.target import Target
 
-from replay.errors import BadInput, UnsafeTarget
-
-
-@dataclass(frozen=True)
-class Target:
-    """A database the capture is replayed against; ``created`` if this run made it."""
-
-    name: str
-    conninfo: str
-    created: bool = False
-
-    @property
-    def display(self) -> str:
-        return strip_password(self.conninfo)
-
-
-def parse_conninfo(conninfo: str) -> dict[str, str]:
-    try:
-        return {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
-    except psycopg.ProgrammingError as exc:
-        raise BadInput(f"not a PostgreSQL connection string: {strip_password(conninfo)}") from exc
-
-
-def strip_password(conninfo: str) -> str:
-    """``conninfo`` without its password, for logs and run.json."""
-    try:
-        params = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "<unparsable connection string>"
-    params.pop("password", None)
-    return make_conninfo("", **params)
+# Target lives in replay.targets.target; these stay importable from here for the engine.
+__all__ = [
+    "Endpoint",
+    "Target",
+    "check_safe",
+    "parse_conninfo",
+    "parse_upstream",
+    "same_host",
+    "same_server",
+    "strip_password",
+]
 
 
 _LOOPBACK_NAMES = {"", "localhost", "localhost.localdomain"}
@@ -79,43 +57,14 @@ def same_host(a: str, b: str) -> bool:
     return bool(resolved_a & resolved_b)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    hosts: tuple[str, ...]
-    port: int
-    dbname: str
-
-    @classmethod
-    def of(cls, conninfo: str) -> Endpoint:
-        params = parse_conninfo(conninfo)
-        hosts = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST", "")
-        port = params.get("port") or os.environ.get("PGPORT") or "5432"
-        user = params.get("user") or os.environ.get("PGUSER") or _os_user()
-        dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user
-        try:
-            port_number = int(port.split(",")[0])
-        except ValueError as exc:
-            raise BadInput(f"bad port in {strip_password(conninfo)}") from exc
-        return cls(tuple(hosts.split(",")), port_number, dbname)
-
-    def same_server(self, host: str, port: int) -> bool:
-        return self.port == port and any(same_host(h, host) for h in self.hosts)
-
-
-def _os_user() -> str:
-    with contextlib.suppress(KeyError, ImportError):
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
-    return ""
+def same_server(end: Endpoint, host: str, port: int) -> bool:
+    """Whether ``end`` is the server at ``host:port``."""
+    return end.port == port and any(same_host(h, host) for h in end.hosts)
 
 
 def parse_upstream(upstream: str) -> tuple[str, int]:
-    host, _, port = upstream.rpartition(":")
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError as exc:
-        raise BadInput(f"capture header has a bad upstream {upstream!r}") from exc
+    """The capture header's ``upstream`` as (host, port)."""
+    return split_address(upstream, "the capture header's upstream")
 
 
 def check_safe(
@@ -131,7 +80,7 @@ def check_safe(
     source_end = Endpoint.of(source) if source else None
     for target in targets:
         end = Endpoint.of(target.conninfo)
-        if origin and end.same_server(*origin) and end.dbname in databases:
+        if origin and same_server(end, *origin) and end.dbname in databases:
             raise UnsafeTarget(
                 f"refusing {target.name} target {target.display}: it is the capture's source "
                 f"(upstream {upstream}, database {end.dbname!r}); replay writes to its targets"
@@ -139,7 +88,7 @@ def check_safe(
         if (
             source_end
             and end.dbname == source_end.dbname
-            and any(end.same_server(h, source_end.port) for h in source_end.hosts)
+            and any(same_server(end, h, source_end.port) for h in source_end.hosts)
         ):
             raise UnsafeTarget(
                 f"refusing {target.name} target {target.display}: it is the --source database"

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from replay.errors import SetupError
+from replay.targets.conninfo import join_address
 
 SERVICE_USER = "embedded_postgres"
 
@@ -118,7 +119,7 @@ class EmbeddedServer:
         return self.root / "data"
 
     def url(self, dbname: str = "postgres", user: str = "postgres") -> str:
-        return f"postgresql://{user}@{self.host}:{self.port}/{dbname}"
+        return f"postgresql://{user}@{join_address(self.host, self.port)}/{dbname}"
 
     def _run(self, args: list[str], timeout: float = 120) -> None:
         try:
