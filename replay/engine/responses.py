@@ -26,11 +26,10 @@ from replay.engine.result import (
     SAMPLE_ROWS,
     TIMEOUT_SQLSTATES,
     lost_outcome,
-    rows_from_tag,
 )
 from replay.model.outcomes import TargetOutcome
 from replay.wire.digest import RowDigest
-from replay.wire.messages import error_fields
+from replay.wire.messages import error_fields, row_fields, rows_from_tag
 
 __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
 
@@ -39,9 +38,6 @@ _DATA_ROW = ord("D")
 _COMMAND_COMPLETE = ord("C")
 _READY_FOR_QUERY = ord("Z")
 _ROW_DESCRIPTION = ord("T")
-_INT16 = Struct("!h")
-_INT32 = Struct("!i")
-_FIELD_TAIL = Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
 
 
 @dataclass(slots=True, eq=False)
@@ -87,18 +83,11 @@ def describe_columns(body: bytes) -> tuple[str, tuple[bool, ...]]:
     known = _COLUMNS.get(body)
     if known is not None:
         return known
-    (count,) = _INT16.unpack_from(body, 0)
-    pos = 2
-    columns: list[list[object]] = []
-    binary: list[bool] = []
-    for _ in range(count):
-        end = body.index(b"\0", pos)
-        name = body[pos:end].decode("utf-8", "replace")
-        _table, _attnum, type_oid, _len, _mod, fmt = _FIELD_TAIL.unpack_from(body, end + 1)
-        columns.append([name, type_oid])
-        binary.append(fmt == 1)
-        pos = end + 1 + _FIELD_TAIL.size
-    known = (json.dumps(columns, separators=(",", ":"), ensure_ascii=False), tuple(binary))
+    fields = row_fields(body)
+    # Names decoded as libpq's are (replace), so that both connections write one JSON.
+    columns = [[name.decode("utf-8", "replace"), oid] for name, oid, _ in fields]
+    binary = tuple(fmt == 1 for _, _, fmt in fields)
+    known = (json.dumps(columns, separators=(",", ":"), ensure_ascii=False), binary)
     if len(_COLUMNS) >= _COLUMNS_LIMIT:
         _COLUMNS.clear()
     _COLUMNS[body] = known

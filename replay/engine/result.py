@@ -13,7 +13,7 @@ from psycopg import pq
 
 from replay.model.outcomes import TargetOutcome
 from replay.wire.digest import RowDigest
-from replay.wire.messages import parse_values
+from replay.wire.messages import parse_values, rows_from_tag
 
 ExecStatus = pq.ExecStatus
 DiagnosticField = pq.DiagnosticField
@@ -90,11 +90,6 @@ def keep_samples_where_rows_differ(outcomes: dict[str, TargetOutcome]) -> None:
         elif outcome.raw_sample is not None:
             outcome.sample = sample_rows(*outcome.raw_sample)
         outcome.raw_sample = None
-
-
-def rows_from_tag(tag: str) -> int | None:
-    last = tag.rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else None
 
 
 def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
