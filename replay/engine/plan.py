@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from psycopg import pq
 
+from replay.engine.formats import libpq_formats
 from replay.model.records import Statement, param_is_binary
 from replay.sql.commands import commands
 
@@ -53,7 +54,8 @@ def plan(pgconn: pq.abc.PGconn, statement: Statement, prepared: Prepared) -> lis
     sql = encode(statement.sql)
     values = statement.param_bytes()
     formats = [int(param_is_binary(statement.param_formats, i)) for i in range(len(values))]
-    result_format = int(bool(statement.result_formats) and all(statement.result_formats))
+    # One format for every column: libpq takes no more (see replay.engine.formats).
+    result_format = libpq_formats(statement.result_formats).asked
     declared = list(statement.param_types)
     types = (declared + [0] * len(values))[: len(values)]
     name = statement.statement_name

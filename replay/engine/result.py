@@ -49,14 +49,27 @@ def columns_json(result: pq.abc.PGresult) -> str:
     return shown
 
 
-def digest_rows(result: pq.abc.PGresult, digest: RowDigest) -> list[list[str | None]]:
+# Values that replace some columns of a result: (column positions, per row the values
+# of those columns), from replay.engine.formats.
+Replaced = tuple[tuple[int, ...], list[list[bytes | None]]]
+
+
+def digest_rows(
+    result: pq.abc.PGresult, digest: RowDigest, replaced: Replaced | None = None
+) -> list[list[str | None]]:
     """Digest every row; return the first SAMPLE_ROWS as text, for a report's row diff."""
     fields = range(result.nfields)
     get = result.get_value
     sample: list[list[str | None]] = []
     binary = [result.fformat(col) == 1 for col in fields]
+    columns, rows = replaced if replaced is not None else ((), [])
+    for col in columns:
+        binary[col] = True
     for row in range(result.ntuples):
         values = [get(row, col) for col in fields]
+        if columns:
+            for col, value in zip(columns, rows[row], strict=True):
+                values[col] = value
         digest.add_values(values)
         if row < SAMPLE_ROWS:
             sample.append([_shown(v, b) for v, b in zip(values, binary, strict=True)])
@@ -106,16 +119,20 @@ def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
 
 
 def outcome_of(
-    result: pq.abc.PGresult, duration: float, copied: RowDigest | None = None
+    result: pq.abc.PGresult,
+    duration: float,
+    copied: RowDigest | None = None,
+    replaced: Replaced | None = None,
 ) -> TargetOutcome:
-    """The outcome one result stands for; ``copied`` holds the rows of a COPY TO STDOUT."""
+    """The outcome one result stands for; ``copied`` holds the rows of a COPY TO STDOUT,
+    ``replaced`` the values of columns converted to binary afterwards."""
     status = result.status
     if status == ExecStatus.FATAL_ERROR:
         return error_outcome(result, duration)
     tag = _text(result.command_status) or ""
     if status == ExecStatus.TUPLES_OK:
         digest = RowDigest()
-        sample = digest_rows(result, digest)
+        sample = digest_rows(result, digest, replaced)
         return TargetOutcome(
             sample=sample,
             status="ok",

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 from psycopg import pq
 
 from replay.engine.connection import ReplayConnection
 from replay.engine.encode import Wire
+from replay.engine.formats import TEXT, Converting, Formats, libpq_formats
 from replay.engine.plan import Step, plan
 from replay.engine.responses import Answer
 from replay.engine.result import (
@@ -56,6 +58,8 @@ class TargetConnection(ReplayConnection):
     _last: float = 0.0
     _copy_out: RowDigest | None = None
     _copy_in: bytes | None = None
+    _formats: Formats = TEXT
+    _converting: Converting | None = None  # a result whose binary columns are converted
 
     # --- connection --------------------------------------------------------------
 
@@ -98,6 +102,7 @@ class TargetConnection(ReplayConnection):
     def _closed(self) -> None:
         self.done = True
         self._reported = True
+        self._converting = None
 
     # --- one statement -----------------------------------------------------------
 
@@ -114,6 +119,8 @@ class TargetConnection(ReplayConnection):
         self._steps.reverse()
         self._copy_in = statement.copy_bytes()
         self._copy_out = None
+        self._formats = libpq_formats(statement.result_formats)
+        self._converting = None
         self._cancelled_at = None
         self._waiting_since = self._last = now if now is not None else time.perf_counter()
         self.done = False
@@ -121,6 +128,9 @@ class TargetConnection(ReplayConnection):
 
     def _next_step(self) -> None:
         if not self._steps:
+            if self._converting is not None:
+                self.outcomes.append(self._converting.outcome())
+                self._converting = None
             self.done = True
             return
         self._step = self._steps.pop()
@@ -186,6 +196,9 @@ class TargetConnection(ReplayConnection):
         kind = self._step.kind
         if kind == "close":
             return
+        if kind == "convert":
+            self._converted(result)
+            return
         if status == ExecStatus.FATAL_ERROR and ends_connection(result):
             # A FATAL error (e.g. the backend was terminated) ends the connection.
             message = error_outcome(result, 0).message or "connection terminated"
@@ -197,11 +210,38 @@ class TargetConnection(ReplayConnection):
             self.outcomes.append(error_outcome(result, now - self._last))
         elif kind == "execute":
             copied, self._copy_out = self._copy_out, None
-            self.outcomes.append(outcome_of(result, now - self._last, copied))
+            binary = self._formats.binary_columns
+            if binary and status == ExecStatus.TUPLES_OK:
+                self._convert(result, now - self._last, binary)
+            else:
+                self.outcomes.append(outcome_of(result, now - self._last, copied))
         if status != ExecStatus.FATAL_ERROR and self._step.on_ok is not None:
             self._step.on_ok()
         if kind == "execute":
             self._last = now
+
+    def _convert(self, result: pq.abc.PGresult, duration: float, binary: tuple[int, ...]) -> None:
+        """Hold ``result`` while the columns asked in binary are converted, by the
+        queries sent next (see :mod:`replay.engine.formats`)."""
+        pgconn = self.pgconn
+        assert pgconn is not None
+        self._converting = converting = Converting(result, duration, binary)
+        for query in reversed(converting.queries()):  # self._steps is in reverse order
+            send = partial(pgconn.send_query_params, query.sql, query.values, query.types, None, 1)
+            self._steps.append(Step("convert", send))
+
+    def _converted(self, result: pq.abc.PGresult) -> None:
+        converting = self._converting
+        if converting is None:
+            return
+        if result.status == ExecStatus.TUPLES_OK:
+            converting.take(result)
+            return
+        if result.status == ExecStatus.FATAL_ERROR and ends_connection(result):
+            self._lose(error_outcome(result, 0).message or "connection terminated")
+            return
+        converting.fail(error_outcome(result, 0).message or "conversion failed")
+        self._steps = [step for step in self._steps if step.kind != "convert"]
 
     def _lose(self, message: str) -> None:
         self.outcomes.append(lost_outcome(message, time.perf_counter() - self._waiting_since))
