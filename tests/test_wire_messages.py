@@ -70,3 +70,18 @@ def test_text_that_is_not_utf8_goes_out_as_it_came_in() -> None:
     sql = b"SELECT '\xff'".decode("utf-8", "surrogateescape")
     text = b"SELECT '\xff'"
     assert b.query(sql) == b"Q" + (len(text) + 5).to_bytes(4, "big") + text + b"\0"
+
+
+@pytest.mark.parametrize(
+    ("severity", "sqlstate", "ends"),
+    [
+        ("FATAL", "57P01", True),  # admin_shutdown: the backend was terminated
+        ("PANIC", "XX000", True),
+        ("ERROR", "57P04", True),
+        ("ERROR", "08006", True),  # connection_failure
+        ("ERROR", "57014", False),  # query_canceled: the connection stays
+        ("ERROR", "42703", False),
+    ],
+)
+def test_which_errors_end_the_connection(severity: str, sqlstate: str, ends: bool) -> None:
+    assert m.ends_connection(severity, sqlstate) is ends

@@ -17,12 +17,9 @@ from psycopg import pq
 from replay.engine.formats import libpq_formats
 from replay.model.records import Statement, param_is_binary
 from replay.sql.commands import commands
+from replay.wire.build import encode
 
 Prepared = dict[str, tuple[str, tuple[int, ...]]]
-
-
-def encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
 
 
 class Step(NamedTuple):

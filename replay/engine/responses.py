@@ -24,12 +24,12 @@ from struct import Struct
 from replay.engine.result import (
     IN_FAILED_TRANSACTION,
     SAMPLE_ROWS,
-    TIMEOUT_SQLSTATES,
+    failed_outcome,
     lost_outcome,
 )
 from replay.model.outcomes import TargetOutcome
 from replay.wire.digest import RowDigest
-from replay.wire.messages import error_fields, row_fields, rows_from_tag
+from replay.wire.messages import ends_connection, error_fields, row_fields, rows_from_tag
 
 __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
 
@@ -92,13 +92,6 @@ def describe_columns(body: bytes) -> tuple[str, tuple[bool, ...]]:
         _COLUMNS.clear()
     _COLUMNS[body] = known
     return known
-
-
-def ends_connection(fields: dict[str, str]) -> bool:
-    """Whether an error comes with the end of its connection (docs Appendix A: 57P, 08)."""
-    severity = fields.get("V") or fields.get("S") or ""
-    sqlstate = fields.get("C", "")
-    return severity in ("FATAL", "PANIC") or sqlstate.startswith(("57P", "08"))
 
 
 class AnswerReader:
@@ -225,18 +218,10 @@ class AnswerReader:
         self.copy_wanted = None
         fields = error_fields(body)
         message = fields.get("M", "")
-        if ends_connection(fields):
+        if ends_connection(fields.get("V") or fields.get("S") or "", fields.get("C", "")):
             self.fatal = message or "connection terminated"
             return
-        sqlstate = fields.get("C")
-        self._result(
-            TargetOutcome(
-                status="timeout" if sqlstate in TIMEOUT_SQLSTATES else "error",
-                sqlstate=sqlstate,
-                message=message,
-                duration=self._duration(now),
-            )
-        )
+        self._result(failed_outcome(fields.get("C"), message, self._duration(now)))
 
     def _result(self, outcome: TargetOutcome) -> None:
         if self.pending:

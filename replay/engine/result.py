@@ -12,6 +12,7 @@ import json
 from psycopg import pq
 
 from replay.model.outcomes import TargetOutcome
+from replay.wire import messages
 from replay.wire.digest import RowDigest
 from replay.wire.messages import parse_values, rows_from_tag
 
@@ -105,17 +106,22 @@ def keep_samples_where_rows_differ(outcomes: dict[str, TargetOutcome]) -> None:
         outcome.raw_sample = None
 
 
-def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
-    sqlstate = _text(result.error_field(DiagnosticField.SQLSTATE))
-    message = _text(result.error_field(DiagnosticField.MESSAGE_PRIMARY))
-    if message is None:
-        message = (_text(result.error_message) or "").strip()
+def failed_outcome(sqlstate: str | None, message: str, duration: float | None) -> TargetOutcome:
+    """An ErrorResponse's outcome: a timeout for the SQLSTATEs of our timeouts."""
     return TargetOutcome(
         status="timeout" if sqlstate in TIMEOUT_SQLSTATES else "error",
         sqlstate=sqlstate,
         message=message,
         duration=duration,
     )
+
+
+def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
+    sqlstate = _text(result.error_field(DiagnosticField.SQLSTATE))
+    message = _text(result.error_field(DiagnosticField.MESSAGE_PRIMARY))
+    if message is None:
+        message = (_text(result.error_message) or "").strip()
+    return failed_outcome(sqlstate, message, duration)
 
 
 def outcome_of(
@@ -160,7 +166,10 @@ def skipped_outcome(reason: str) -> TargetOutcome:
 
 
 def ends_connection(result: pq.abc.PGresult) -> bool:
-    """Whether an error came with the end of its connection (docs Appendix A: 57P, 08)."""
-    sqlstate = (result.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
-    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or b""
-    return severity in (b"FATAL", b"PANIC") or sqlstate.startswith(("57P", "08"))
+    """Whether an error came with the end of its connection (the rule:
+    :func:`replay.wire.messages.ends_connection`)."""
+    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or result.error_field(
+        DiagnosticField.SEVERITY
+    )
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    return messages.ends_connection(_text(severity) or "", _text(sqlstate) or "")

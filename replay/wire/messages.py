@@ -234,6 +234,13 @@ def error_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
+def ends_connection(severity: str, sqlstate: str) -> bool:
+    """Whether an error comes with the end of its connection: a FATAL or PANIC, or a
+    SQLSTATE of class 57P (operator intervention: the backend is terminated) or 08
+    (connection exception) (PostgreSQL docs, Appendix A)."""
+    return severity in ("FATAL", "PANIC") or sqlstate.startswith(("57P", "08"))
+
+
 def parse_negotiate_protocol(body: bytes) -> int:
     """The newest minor version of protocol 3 the server supports (Protocol 55.7,
     NegotiateProtocolVersion)."""
