@@ -119,3 +119,17 @@ def test_the_map_of_prepared_names_follows_deallocate_and_discard() -> None:
     assert prepared == {"b": key}
     track(prepared, "discard all")
     assert prepared == {}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1; " + "/* a */" * 40 + " x END",
+        "SELECT 1; " + "--" * 40 + " x END",
+        "SELECT 1;" + " " * 100_000 + "x END",
+    ],
+)
+def test_comments_and_space_are_read_in_linear_time(sql: str) -> None:
+    # Nested quantifiers over comments would take exponential time on these texts.
+    assert module._END_COMMAND.search(sql) is None
+    assert not module._unparsed(sql).ends_transaction

@@ -60,7 +60,9 @@ NOTHING = Commands()
 
 # END is a word of every CASE expression: only END as a command (at the start of the
 # text or after a semicolon, past comments) is worth a parse.
-_GAP = r"(?:\s+|--[^\n]*|/\*.*?\*/)*"
+# Space and comments, each way of reading them unique (no catastrophic backtracking):
+# a line comment runs to the end of its line, a block comment to its first */.
+_GAP = r"(?:\s|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*\*/)*"
 _END_COMMAND = re.compile(rf"(?:^|;){_GAP}end\b", re.IGNORECASE | re.DOTALL)
 
 
