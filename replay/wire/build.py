@@ -13,7 +13,6 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from replay.wire import messages as m
-from replay.wire.digest import encode_row
 
 _LENGTH = struct.Struct("!I")
 _INT16 = struct.Struct("!h")
@@ -172,8 +171,8 @@ def row_description(columns: Iterable[tuple[str, int]], formats: Sequence[int] =
     return message(b"T", body)
 
 
-def data_row(values: Sequence[bytes | None]) -> bytes:
-    return message(b"D", encode_row(values))
+def data_row(row: Sequence[bytes | None]) -> bytes:
+    return message(b"D", values(row))
 
 
 def command_complete(tag: str) -> bytes:
