@@ -16,7 +16,6 @@ about how long the server took for it. Such outcomes carry ``duration=None``.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from struct import Struct
@@ -24,6 +23,7 @@ from struct import Struct
 from replay.engine.result import (
     IN_FAILED_TRANSACTION,
     SAMPLE_ROWS,
+    columns_text,
     failed_outcome,
     lost_outcome,
 )
@@ -78,16 +78,14 @@ _COLUMNS_LIMIT = 4096
 
 
 def describe_columns(body: bytes) -> tuple[str, tuple[bool, ...]]:
-    """A RowDescription body as the JSON list of ``[name, type_oid]`` (as
-    :func:`replay.engine.result.columns_json` gives it) and which columns are binary."""
+    """A RowDescription body as :func:`replay.engine.result.columns_text` and which
+    columns are binary (cached per body)."""
     known = _COLUMNS.get(body)
     if known is not None:
         return known
     fields = row_fields(body)
-    # Names decoded as libpq's are (replace), so that both connections write one JSON.
-    columns = [[name.decode("utf-8", "replace"), oid] for name, oid, _ in fields]
-    binary = tuple(fmt == 1 for _, _, fmt in fields)
-    known = (json.dumps(columns, separators=(",", ":"), ensure_ascii=False), binary)
+    columns = columns_text([(name, oid) for name, oid, _ in fields])
+    known = (columns, tuple(fmt == 1 for _, _, fmt in fields))
     if len(_COLUMNS) >= _COLUMNS_LIMIT:
         _COLUMNS.clear()
     _COLUMNS[body] = known

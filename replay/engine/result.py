@@ -30,20 +30,24 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+def columns_text(columns: list[tuple[bytes, int]]) -> str:
+    """Columns as (name bytes, type OID) written as :attr:`TargetOutcome.columns` is: a
+    compact JSON list of ``[name, type_oid]``, names decoded as text with "replace"."""
+    shown = [[name.decode("utf-8", "replace"), oid] for name, oid in columns]
+    return json.dumps(shown, separators=(",", ":"), ensure_ascii=False)
+
+
 _COLUMNS: dict[tuple[object, ...], str] = {}
 _COLUMNS_LIMIT = 4096
 
 
 def columns_json(result: pq.abc.PGresult) -> str:
-    """The result's columns as a JSON list of ``[name, type_oid]`` (cached per shape)."""
+    """The result's columns as :func:`columns_text` (cached per shape)."""
     fields = range(result.nfields)
     key = (*(result.fname(i) for i in fields), *(result.ftype(i) for i in fields))
     shown = _COLUMNS.get(key)
     if shown is None:
-        columns = [
-            [(result.fname(i) or b"").decode("utf-8", "replace"), result.ftype(i)] for i in fields
-        ]
-        shown = json.dumps(columns, separators=(",", ":"), ensure_ascii=False)
+        shown = columns_text([(result.fname(i) or b"", result.ftype(i)) for i in fields])
         if len(_COLUMNS) >= _COLUMNS_LIMIT:
             _COLUMNS.clear()
         _COLUMNS[key] = shown
