@@ -9,8 +9,10 @@ is readable, until it returns the answer) so that one event loop drives many
 connections while the servers run them in parallel, and each result is timed when it
 arrives, not when it is read.
 
-Connecting, the reset between two sessions and the watchdog are
-:class:`~replay.engine.connection.ReplayConnection`'s.
+libpq takes one result format for all of a statement's columns; where the application
+asked some in binary and others in text, the binary ones are converted after the
+statement (:mod:`replay.engine.formats`). Connecting, the reset between two sessions
+and the watchdog are :class:`~replay.engine.connection.ReplayConnection`'s.
 """
 
 from __future__ import annotations
