@@ -19,21 +19,15 @@ only cascade from it (25P02), and the ROLLBACK a COMMIT of it gets, can point at
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from replay.engine.connection import Connection
 from replay.engine.encode import Wire
-from replay.engine.pipeline import PipelinedConnection
 from replay.engine.responses import Answer
 from replay.engine.result import IN_FAILED_TRANSACTION, lost_outcome, skipped_outcome
-from replay.engine.target import TargetConnection
 from replay.model.outcomes import TargetOutcome
 from replay.model.records import Session, Statement
-
-# COMMIT (or END, PREPARE TRANSACTION) of a transaction that already failed is not an
-# error: the server answers it with the tag ROLLBACK. That answer only cascades from the
-# transaction's first failure, like a 25P02 does.
-_ENDS_TRANSACTION = re.compile(r"^\s*(?:commit|end|prepare\s+transaction)\b", re.IGNORECASE)
+from replay.sql.commands import commands
 
 
 @dataclass
@@ -61,7 +55,7 @@ class Lane:
     """The state of one target's replay of the current session."""
 
     name: str
-    connection: TargetConnection | PipelinedConnection
+    connection: Connection  # a PipelinedConnection or a TargetConnection
     position: int = 0  # statements of the session answered (or settled) on this lane
     sent: int = 0  # statements sent or settled: position + those in flight
     exclusive: bool = False  # what is in flight must stay alone
@@ -168,8 +162,11 @@ class Lane:
             self.failed_at is not None
             and outcome.status == "ok"
             and outcome.tag == "ROLLBACK"
-            and _ENDS_TRANSACTION.match(statement.sql)
+            and commands(statement.sql).ends_transaction
         ):
+            # COMMIT (or END, PREPARE TRANSACTION) of a transaction that already failed
+            # is not an error: the server answers it with the tag ROLLBACK, which only
+            # cascades from the transaction's first failure, like a 25P02 does.
             # Otherwise every COMMIT after a failure would be a "changed" class of its own.
             cascade = self.failed_at
         elif outcome.status in ("error", "timeout") and self.failed_at is None and failed:

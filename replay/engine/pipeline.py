@@ -24,16 +24,13 @@ import os
 import time
 from dataclasses import dataclass, field
 
-import psycopg
 from psycopg import pq
 
+from replay.engine.connection import ReplayConnection
 from replay.engine.encode import Wire, copy_in, request
-from replay.engine.plan import Prepared, track
+from replay.engine.plan import track
 from replay.engine.responses import Answer, AnswerReader, Request, lost_answer
-from replay.engine.result import ExecStatus
-from replay.engine.startup import WATCHDOG_GRACE, Reusable, Timeouts, open_connection
-from replay.model.records import Session, Statement
-from replay.targets.safety import Target
+from replay.model.records import Statement
 
 READ_SIZE = 1 << 18
 DEPTH = 256
@@ -45,23 +42,15 @@ def encrypted(pgconn: pq.abc.PGconn) -> bool:
 
 
 @dataclass
-class PipelinedConnection(Reusable):
+class PipelinedConnection(ReplayConnection):
     """The replay's pipelined connection to one target for the session in its slot."""
 
-    target: Target
-    timeouts: Timeouts = field(default_factory=Timeouts)
     depth: int = DEPTH
-    pgconn: pq.abc.PGconn | None = None
-    startup: str = ""
-    prepared: Prepared = field(default_factory=dict)
-    error: str = ""
     tx_status: str = ""
     _reader: AnswerReader = field(default_factory=AnswerReader)
     _out: bytearray = field(default_factory=bytearray)
     _fd: int = -1
     _ready: list[Answer] = field(default_factory=list)
-    _progress: float = 0.0  # when the oldest request in flight could start running
-    _cancelled_at: float | None = None
     _built: tuple[Statement, Request] | None = None  # the request exclusive() just built
 
     # --- connection --------------------------------------------------------------
@@ -73,6 +62,10 @@ class PipelinedConnection(Reusable):
     @property
     def in_flight(self) -> int:
         return len(self._reader.pending)
+
+    @property
+    def _running(self) -> bool:
+        return bool(self._reader.pending)
 
     @property
     def ready(self) -> bool:
@@ -87,42 +80,28 @@ class PipelinedConnection(Reusable):
     def socket(self) -> int:
         return self._fd
 
+    def _transaction(self) -> str:
+        # libpq never sees the requests written here: the status is the last answer's.
+        return self.tx_status
+
+    def _idle(self) -> bool:
+        return not (self.in_flight or self._out or self._reader.buffered)
+
     def _reset(self) -> bool:
-        assert self.pgconn is not None
-        if self.in_flight or self._out or self._reader.buffered:
+        if not super()._reset():
             return False
-        commands = [b"ROLLBACK", b"DISCARD ALL"] if self.tx_status != "I" else [b"DISCARD ALL"]
-        try:
-            for command in commands:
-                if self.pgconn.exec_(command).status != ExecStatus.COMMAND_OK:
-                    return False
-        except psycopg.OperationalError:
-            return False
-        self.prepared.clear()
         self.tx_status = "I"
         return True
 
-    def connect(self, session: Session) -> bool:
-        """(Re)connect with the session's startup parameters; False, with ``error``, if not."""
-        self.close()
-        self.pgconn, self.startup, self.error = open_connection(
-            self.target.conninfo, session, self.timeouts
-        )
-        if self.pgconn is None:
-            return False
+    def _opened(self) -> None:
+        assert self.pgconn is not None
         self._fd = self.pgconn.socket
         self.tx_status = "I"
-        return True
 
-    def close(self) -> None:
-        if self.pgconn is not None:
-            self.pgconn.finish()
-        self.pgconn = None
+    def _closed(self) -> None:
         self._fd = -1
-        self.prepared.clear()
         self._reader = AnswerReader()
         self._out.clear()
-        self._cancelled_at = None
         self.tx_status = ""
 
     # --- statements --------------------------------------------------------------
@@ -147,7 +126,7 @@ class PipelinedConnection(Reusable):
             item = request(statement, self.prepared, shared)
         now = time.perf_counter()
         if not self._reader.pending:
-            self._progress = now
+            self._waiting_since = now
         self._reader.add(item, now)
         self._out += item.data
 
@@ -202,7 +181,7 @@ class PipelinedConnection(Reusable):
     def _settle(self, answer: Answer, now: float) -> None:
         """Keep the map of prepared names true, after an answer."""
         self.tx_status = answer.tx_status
-        self._progress = now
+        self._waiting_since = now  # the next request in flight could start running now
         self._cancelled_at = None
         item = answer.request
         if item is None:
@@ -225,30 +204,3 @@ class PipelinedConnection(Reusable):
             self._ready.append(lost_answer(message, pending[0], time.perf_counter()))
         self.error = message
         self.close()
-
-    # --- watchdog ----------------------------------------------------------------
-
-    def check_deadline(self, now: float) -> None:
-        """Cancel a statement past the watchdog, then give up on its connection."""
-        watchdog = self.timeouts.watchdog
-        if watchdog is None or not self.in_flight or self.pgconn is None:
-            return
-        if self._cancelled_at is None:
-            if now - self._progress < watchdog:
-                return
-            self._cancelled_at = now
-            try:
-                self.pgconn.get_cancel().cancel()
-            except psycopg.OperationalError:
-                self._lose("cancel request failed")
-            return
-        if now - self._cancelled_at >= WATCHDOG_GRACE:
-            self._lose(f"no answer {now - self._progress:.0f}s after sending, even to a cancel")
-
-    def cancel(self) -> None:
-        """Cancel a running statement (the run is stopping)."""
-        if self.in_flight and self.pgconn is not None:
-            try:
-                self.pgconn.get_cancel().cancel()
-            except psycopg.OperationalError:
-                self.close()

@@ -4,29 +4,22 @@ The simple protocol is one Query string (a whole multi-statement batch at once).
 extended protocol sends the exact parameter bytes, type OIDs and text/binary formats;
 a named statement is prepared by name on first use, and closed and re-prepared when the
 application reused the name for other SQL. The map of prepared names is kept true
-after DEALLOCATE and DISCARD ALL.
+after DEALLOCATE and DISCARD ALL (:mod:`replay.sql.commands` reads them).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 from psycopg import pq
 
+from replay.engine.formats import libpq_formats
 from replay.model.records import Statement, param_is_binary
-
-_DEALLOCATE = re.compile(r'^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[\w$]+)', re.I)
-_DISCARD = re.compile(r"^\s*discard\s+all\b", re.I)
-# Only SQL that starts with these words can change the prepared names.
-_MAY_DEALLOCATE = re.compile(r"^\s*(?:deallocate|discard)\b", re.I)
+from replay.sql.commands import commands
+from replay.wire.build import encode
 
 Prepared = dict[str, tuple[str, tuple[int, ...]]]
-
-
-def encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
 
 
 class Step(NamedTuple):
@@ -39,16 +32,13 @@ class Step(NamedTuple):
 
 def track(prepared: Prepared, sql: str) -> None:
     """Keep the map of prepared names true after DEALLOCATE / DISCARD ALL."""
-    if not prepared or not _MAY_DEALLOCATE.match(sql):  # nothing to forget
+    if not prepared:  # nothing to forget
         return
-    if _DISCARD.match(sql):
+    facts = commands(sql)
+    if facts.deallocates_all:
         prepared.clear()
-    elif match := _DEALLOCATE.match(sql):
-        name = match[1]
-        if name.lower() == "all":
-            prepared.clear()
-        else:
-            prepared.pop(name[1:-1].replace('""', '"') if name[0] == '"' else name.lower(), None)
+    for name in facts.deallocates:
+        prepared.pop(name, None)
 
 
 def plan(pgconn: pq.abc.PGconn, statement: Statement, prepared: Prepared) -> list[Step]:
@@ -61,7 +51,8 @@ def plan(pgconn: pq.abc.PGconn, statement: Statement, prepared: Prepared) -> lis
     sql = encode(statement.sql)
     values = statement.param_bytes()
     formats = [int(param_is_binary(statement.param_formats, i)) for i in range(len(values))]
-    result_format = int(bool(statement.result_formats) and all(statement.result_formats))
+    # One format for every column: libpq takes no more (see replay.engine.formats).
+    result_format = libpq_formats(statement.result_formats).asked
     declared = list(statement.param_types)
     types = (declared + [0] * len(values))[: len(values)]
     name = statement.statement_name
@@ -79,9 +70,10 @@ def plan(pgconn: pq.abc.PGconn, statement: Statement, prepared: Prepared) -> lis
     steps: list[Step] = []
     bname = encode(name)
     if prepared.get(name) != key:
-        if name in prepared:
-            steps.append(Step("close", lambda: pgconn.send_close_prepared(bname)))
-            prepared.pop(name)
+        # As in the pipelined requests (replay.engine.encode): a Close before every Parse
+        # of a name, so that a name the map does not know of cannot make the Parse fail.
+        steps.append(Step("close", lambda: pgconn.send_close_prepared(bname)))
+        prepared.pop(name, None)
         steps.append(
             Step(
                 "prepare",

@@ -16,7 +16,6 @@ about how long the server took for it. Such outcomes carry ``duration=None``.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from struct import Struct
@@ -24,13 +23,13 @@ from struct import Struct
 from replay.engine.result import (
     IN_FAILED_TRANSACTION,
     SAMPLE_ROWS,
-    TIMEOUT_SQLSTATES,
+    columns_text,
+    failed_outcome,
     lost_outcome,
-    rows_from_tag,
 )
 from replay.model.outcomes import TargetOutcome
 from replay.wire.digest import RowDigest
-from replay.wire.messages import error_fields
+from replay.wire.messages import ends_connection, error_fields, row_fields, rows_from_tag
 
 __all__ = ["IN_FAILED_TRANSACTION", "Answer", "AnswerReader", "Request"]
 
@@ -39,9 +38,6 @@ _DATA_ROW = ord("D")
 _COMMAND_COMPLETE = ord("C")
 _READY_FOR_QUERY = ord("Z")
 _ROW_DESCRIPTION = ord("T")
-_INT16 = Struct("!h")
-_INT32 = Struct("!i")
-_FIELD_TAIL = Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
 
 
 @dataclass(slots=True, eq=False)
@@ -82,34 +78,18 @@ _COLUMNS_LIMIT = 4096
 
 
 def describe_columns(body: bytes) -> tuple[str, tuple[bool, ...]]:
-    """A RowDescription body as the JSON list of ``[name, type_oid]`` (as
-    :func:`replay.engine.result.columns_json` gives it) and which columns are binary."""
+    """A RowDescription body as :func:`replay.engine.result.columns_text` and which
+    columns are binary (cached per body)."""
     known = _COLUMNS.get(body)
     if known is not None:
         return known
-    (count,) = _INT16.unpack_from(body, 0)
-    pos = 2
-    columns: list[list[object]] = []
-    binary: list[bool] = []
-    for _ in range(count):
-        end = body.index(b"\0", pos)
-        name = body[pos:end].decode("utf-8", "replace")
-        _table, _attnum, type_oid, _len, _mod, fmt = _FIELD_TAIL.unpack_from(body, end + 1)
-        columns.append([name, type_oid])
-        binary.append(fmt == 1)
-        pos = end + 1 + _FIELD_TAIL.size
-    known = (json.dumps(columns, separators=(",", ":"), ensure_ascii=False), tuple(binary))
+    fields = row_fields(body)
+    columns = columns_text([(name, oid) for name, oid, _ in fields])
+    known = (columns, tuple(fmt == 1 for _, _, fmt in fields))
     if len(_COLUMNS) >= _COLUMNS_LIMIT:
         _COLUMNS.clear()
     _COLUMNS[body] = known
     return known
-
-
-def ends_connection(fields: dict[str, str]) -> bool:
-    """Whether an error comes with the end of its connection (docs Appendix A: 57P, 08)."""
-    severity = fields.get("V") or fields.get("S") or ""
-    sqlstate = fields.get("C", "")
-    return severity in ("FATAL", "PANIC") or sqlstate.startswith(("57P", "08"))
 
 
 class AnswerReader:
@@ -236,18 +216,10 @@ class AnswerReader:
         self.copy_wanted = None
         fields = error_fields(body)
         message = fields.get("M", "")
-        if ends_connection(fields):
+        if ends_connection(fields.get("V") or fields.get("S") or "", fields.get("C", "")):
             self.fatal = message or "connection terminated"
             return
-        sqlstate = fields.get("C")
-        self._result(
-            TargetOutcome(
-                status="timeout" if sqlstate in TIMEOUT_SQLSTATES else "error",
-                sqlstate=sqlstate,
-                message=message,
-                duration=self._duration(now),
-            )
-        )
+        self._result(failed_outcome(fields.get("C"), message, self._duration(now)))
 
     def _result(self, outcome: TargetOutcome) -> None:
         if self.pending:

@@ -12,8 +12,9 @@ import json
 from psycopg import pq
 
 from replay.model.outcomes import TargetOutcome
+from replay.wire import messages
 from replay.wire.digest import RowDigest
-from replay.wire.messages import parse_values
+from replay.wire.messages import parse_values, rows_from_tag
 
 ExecStatus = pq.ExecStatus
 DiagnosticField = pq.DiagnosticField
@@ -29,34 +30,51 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+def columns_text(columns: list[tuple[bytes, int]]) -> str:
+    """Columns as (name bytes, type OID) written as :attr:`TargetOutcome.columns` is: a
+    compact JSON list of ``[name, type_oid]``, names decoded as text with "replace"."""
+    shown = [[name.decode("utf-8", "replace"), oid] for name, oid in columns]
+    return json.dumps(shown, separators=(",", ":"), ensure_ascii=False)
+
+
 _COLUMNS: dict[tuple[object, ...], str] = {}
 _COLUMNS_LIMIT = 4096
 
 
 def columns_json(result: pq.abc.PGresult) -> str:
-    """The result's columns as a JSON list of ``[name, type_oid]`` (cached per shape)."""
+    """The result's columns as :func:`columns_text` (cached per shape)."""
     fields = range(result.nfields)
     key = (*(result.fname(i) for i in fields), *(result.ftype(i) for i in fields))
     shown = _COLUMNS.get(key)
     if shown is None:
-        columns = [
-            [(result.fname(i) or b"").decode("utf-8", "replace"), result.ftype(i)] for i in fields
-        ]
-        shown = json.dumps(columns, separators=(",", ":"), ensure_ascii=False)
+        shown = columns_text([(result.fname(i) or b"", result.ftype(i)) for i in fields])
         if len(_COLUMNS) >= _COLUMNS_LIMIT:
             _COLUMNS.clear()
         _COLUMNS[key] = shown
     return shown
 
 
-def digest_rows(result: pq.abc.PGresult, digest: RowDigest) -> list[list[str | None]]:
+# Values that replace some columns of a result: (column positions, per row the values
+# of those columns), from replay.engine.formats.
+Replaced = tuple[tuple[int, ...], list[list[bytes | None]]]
+
+
+def digest_rows(
+    result: pq.abc.PGresult, digest: RowDigest, replaced: Replaced | None = None
+) -> list[list[str | None]]:
     """Digest every row; return the first SAMPLE_ROWS as text, for a report's row diff."""
     fields = range(result.nfields)
     get = result.get_value
     sample: list[list[str | None]] = []
     binary = [result.fformat(col) == 1 for col in fields]
+    columns, rows = replaced if replaced is not None else ((), [])
+    for col in columns:
+        binary[col] = True
     for row in range(result.ntuples):
         values = [get(row, col) for col in fields]
+        if columns:
+            for col, value in zip(columns, rows[row], strict=True):
+                values[col] = value
         digest.add_values(values)
         if row < SAMPLE_ROWS:
             sample.append([_shown(v, b) for v, b in zip(values, binary, strict=True)])
@@ -92,16 +110,8 @@ def keep_samples_where_rows_differ(outcomes: dict[str, TargetOutcome]) -> None:
         outcome.raw_sample = None
 
 
-def rows_from_tag(tag: str) -> int | None:
-    last = tag.rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else None
-
-
-def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
-    sqlstate = _text(result.error_field(DiagnosticField.SQLSTATE))
-    message = _text(result.error_field(DiagnosticField.MESSAGE_PRIMARY))
-    if message is None:
-        message = (_text(result.error_message) or "").strip()
+def failed_outcome(sqlstate: str | None, message: str, duration: float | None) -> TargetOutcome:
+    """An ErrorResponse's outcome: a timeout for the SQLSTATEs of our timeouts."""
     return TargetOutcome(
         status="timeout" if sqlstate in TIMEOUT_SQLSTATES else "error",
         sqlstate=sqlstate,
@@ -110,17 +120,29 @@ def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
     )
 
 
+def error_outcome(result: pq.abc.PGresult, duration: float) -> TargetOutcome:
+    sqlstate = _text(result.error_field(DiagnosticField.SQLSTATE))
+    message = _text(result.error_field(DiagnosticField.MESSAGE_PRIMARY))
+    if message is None:
+        message = (_text(result.error_message) or "").strip()
+    return failed_outcome(sqlstate, message, duration)
+
+
 def outcome_of(
-    result: pq.abc.PGresult, duration: float, copied: RowDigest | None = None
+    result: pq.abc.PGresult,
+    duration: float,
+    copied: RowDigest | None = None,
+    replaced: Replaced | None = None,
 ) -> TargetOutcome:
-    """The outcome one result stands for; ``copied`` holds the rows of a COPY TO STDOUT."""
+    """The outcome one result stands for; ``copied`` holds the rows of a COPY TO STDOUT,
+    ``replaced`` the values of columns converted to binary afterwards."""
     status = result.status
     if status == ExecStatus.FATAL_ERROR:
         return error_outcome(result, duration)
     tag = _text(result.command_status) or ""
     if status == ExecStatus.TUPLES_OK:
         digest = RowDigest()
-        sample = digest_rows(result, digest)
+        sample = digest_rows(result, digest, replaced)
         return TargetOutcome(
             sample=sample,
             status="ok",
@@ -148,7 +170,10 @@ def skipped_outcome(reason: str) -> TargetOutcome:
 
 
 def ends_connection(result: pq.abc.PGresult) -> bool:
-    """Whether an error came with the end of its connection (docs Appendix A: 57P, 08)."""
-    sqlstate = (result.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
-    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or b""
-    return severity in (b"FATAL", b"PANIC") or sqlstate.startswith(("57P", "08"))
+    """Whether an error came with the end of its connection (the rule:
+    :func:`replay.wire.messages.ends_connection`)."""
+    severity = result.error_field(DiagnosticField.SEVERITY_NONLOCALIZED) or result.error_field(
+        DiagnosticField.SEVERITY
+    )
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    return messages.ends_connection(_text(severity) or "", _text(sqlstate) or "")

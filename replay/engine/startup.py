@@ -16,7 +16,7 @@ from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from replay.model.records import Session
-from replay.targets.safety import Target, parse_conninfo
+from replay.targets.safety import parse_conninfo
 
 # Keys that are not run-time parameters, or that libpq sends itself.
 NOT_REPLAYED = frozenset(
@@ -67,32 +67,6 @@ def startup_conninfo(conninfo: str, session: Session | None, timeouts: Timeouts)
     params["options"] = " ".join(options)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     return make_conninfo("", **params)
-
-
-class Reusable:
-    """What both kinds of replay connection share: a clean connection with the same
-    startup serves the slot's next session (after :meth:`_reset`), else a new one."""
-
-    target: Target
-    timeouts: Timeouts
-    startup: str
-
-    @property
-    def connected(self) -> bool:
-        raise NotImplementedError
-
-    def begin(self, session: Session) -> bool:
-        """Ready a connection for ``session``: reuse a clean one with the same startup."""
-        wanted = startup_conninfo(self.target.conninfo, session, self.timeouts)
-        if self.connected and wanted == self.startup and self._reset():
-            return True
-        return self.connect(session)
-
-    def _reset(self) -> bool:
-        raise NotImplementedError
-
-    def connect(self, session: Session) -> bool:
-        raise NotImplementedError
 
 
 def ignore_notice(result: pq.abc.PGresult) -> None:

@@ -9,21 +9,25 @@ is readable, until it returns the answer) so that one event loop drives many
 connections while the servers run them in parallel, and each result is timed when it
 arrives, not when it is read.
 
-A watchdog cancels a statement still running well past ``statement_timeout`` (the
-application may have turned the server-side timeout off) and drops a connection that
-does not answer even that, so the replay never hangs.
+libpq takes one result format for all of a statement's columns; where the application
+asked some in binary and others in text, the binary ones are converted after the
+statement (:mod:`replay.engine.formats`). Connecting, the reset between two sessions
+and the watchdog are :class:`~replay.engine.connection.ReplayConnection`'s.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 from psycopg import pq
 
+from replay.engine.connection import ReplayConnection
 from replay.engine.encode import Wire
-from replay.engine.plan import Prepared, Step, plan
+from replay.engine.formats import TEXT, Converting, Formats, libpq_formats
+from replay.engine.plan import Step, plan
 from replay.engine.responses import Answer
 from replay.engine.result import (
     ExecStatus,
@@ -32,16 +36,9 @@ from replay.engine.result import (
     lost_outcome,
     outcome_of,
 )
-from replay.engine.startup import (
-    WATCHDOG_GRACE,
-    Reusable,
-    Timeouts,
-    one_line,
-    open_connection,
-)
+from replay.engine.startup import one_line
 from replay.model.outcomes import TargetOutcome
-from replay.model.records import Session, Statement
-from replay.targets.safety import Target
+from replay.model.records import Statement
 from replay.wire.digest import RowDigest
 
 _TX_STATUS = {
@@ -52,27 +49,19 @@ _TX_STATUS = {
 
 
 @dataclass
-class TargetConnection(Reusable):
+class TargetConnection(ReplayConnection):
     """The replay's connection to one target for the session a worker is replaying."""
 
-    target: Target
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    pgconn: pq.abc.PGconn | None = None
-    startup: str = ""
-    prepared: Prepared = field(default_factory=dict)
     outcomes: list[TargetOutcome] = field(default_factory=list)
     done: bool = True
-    error: str = ""
-    depth: int = 1  # one statement in flight at a time
     _reported: bool = True
     _steps: list[Step] = field(default_factory=list)
     _step: Step | None = None
-    _sent: float = 0.0
     _last: float = 0.0
-    _deadline: float | None = None
-    _cancelled: bool = False
     _copy_out: RowDigest | None = None
     _copy_in: bytes | None = None
+    _formats: Formats = TEXT
+    _converting: Converting | None = None  # a result whose binary columns are converted
 
     # --- connection --------------------------------------------------------------
 
@@ -87,6 +76,13 @@ class TargetConnection(Reusable):
             return ""
         assert self.pgconn is not None
         return _TX_STATUS.get(pq.TransactionStatus(self.pgconn.transaction_status), "")
+
+    def _transaction(self) -> str:
+        return self.tx_status
+
+    @property
+    def _running(self) -> bool:
+        return not self.done
 
     @property
     def in_flight(self) -> int:
@@ -105,40 +101,10 @@ class TargetConnection(Reusable):
     def flush(self) -> None:
         """Everything is written when sent."""
 
-    def _reset(self) -> bool:
-        assert self.pgconn is not None
-        status = self.pgconn.transaction_status
-        if status not in (
-            pq.TransactionStatus.IDLE,
-            pq.TransactionStatus.INTRANS,
-            pq.TransactionStatus.INERROR,
-        ):
-            return False
-        commands = [b"ROLLBACK"] if status != pq.TransactionStatus.IDLE else []
-        try:
-            for command in [*commands, b"DISCARD ALL"]:
-                if self.pgconn.exec_(command).status != ExecStatus.COMMAND_OK:
-                    return False
-        except psycopg.OperationalError:
-            return False
-        self.prepared.clear()
-        return True
-
-    def connect(self, session: Session) -> bool:
-        """(Re)connect with the session's startup parameters; False, with ``error``, if not."""
-        self.close()
-        self.pgconn, self.startup, self.error = open_connection(
-            self.target.conninfo, session, self.timeouts
-        )
-        return self.pgconn is not None
-
-    def close(self) -> None:
-        if self.pgconn is not None:
-            self.pgconn.finish()
-        self.pgconn = None
-        self.prepared.clear()
+    def _closed(self) -> None:
         self.done = True
         self._reported = True
+        self._converting = None
 
     # --- one statement -----------------------------------------------------------
 
@@ -155,15 +121,18 @@ class TargetConnection(Reusable):
         self._steps.reverse()
         self._copy_in = statement.copy_bytes()
         self._copy_out = None
-        self._cancelled = False
-        self._sent = self._last = now if now is not None else time.perf_counter()
-        watchdog = self.timeouts.watchdog
-        self._deadline = None if watchdog is None else self._sent + watchdog
+        self._formats = libpq_formats(statement.result_formats)
+        self._converting = None
+        self._cancelled_at = None
+        self._waiting_since = self._last = now if now is not None else time.perf_counter()
         self.done = False
         self._next_step()
 
     def _next_step(self) -> None:
         if not self._steps:
+            if self._converting is not None:
+                self.outcomes.append(self._converting.outcome())
+                self._converting = None
             self.done = True
             return
         self._step = self._steps.pop()
@@ -229,6 +198,9 @@ class TargetConnection(Reusable):
         kind = self._step.kind
         if kind == "close":
             return
+        if kind == "convert":
+            self._converted(result)
+            return
         if status == ExecStatus.FATAL_ERROR and ends_connection(result):
             # A FATAL error (e.g. the backend was terminated) ends the connection.
             message = error_outcome(result, 0).message or "connection terminated"
@@ -240,36 +212,41 @@ class TargetConnection(Reusable):
             self.outcomes.append(error_outcome(result, now - self._last))
         elif kind == "execute":
             copied, self._copy_out = self._copy_out, None
-            self.outcomes.append(outcome_of(result, now - self._last, copied))
+            binary = self._formats.binary_columns
+            if binary and status == ExecStatus.TUPLES_OK:
+                self._convert(result, now - self._last, binary)
+            else:
+                self.outcomes.append(outcome_of(result, now - self._last, copied))
         if status != ExecStatus.FATAL_ERROR and self._step.on_ok is not None:
             self._step.on_ok()
         if kind == "execute":
             self._last = now
 
-    def check_deadline(self, now: float) -> None:
-        """Cancel a statement past the watchdog, then give up on its connection."""
-        if self.done or self._deadline is None or now < self._deadline:
-            return
-        if not self._cancelled and self.pgconn is not None:
-            self._cancelled = True
-            self._deadline = now + WATCHDOG_GRACE
-            try:
-                self.pgconn.get_cancel().cancel()
-            except psycopg.OperationalError:
-                self._lose("cancel request failed")
-            return
-        self._lose(f"no answer {now - self._sent:.0f}s after sending, even to a cancel")
+    def _convert(self, result: pq.abc.PGresult, duration: float, binary: tuple[int, ...]) -> None:
+        """Hold ``result`` while the columns asked in binary are converted, by the
+        queries sent next (see :mod:`replay.engine.formats`)."""
+        pgconn = self.pgconn
+        assert pgconn is not None
+        self._converting = converting = Converting(result, duration, binary)
+        for query in reversed(converting.queries()):  # self._steps is in reverse order
+            send = partial(pgconn.send_query_params, query.sql, query.values, query.types, None, 1)
+            self._steps.append(Step("convert", send))
 
-    def cancel(self) -> None:
-        """Cancel a running statement (the run is stopping)."""
-        if not self.done and self.pgconn is not None:
-            try:
-                self.pgconn.get_cancel().cancel()
-            except psycopg.OperationalError:
-                self.close()
+    def _converted(self, result: pq.abc.PGresult) -> None:
+        converting = self._converting
+        if converting is None:
+            return
+        if result.status == ExecStatus.TUPLES_OK:
+            converting.take(result)
+            return
+        if result.status == ExecStatus.FATAL_ERROR and ends_connection(result):
+            self._lose(error_outcome(result, 0).message or "connection terminated")
+            return
+        converting.fail(error_outcome(result, 0).message or "conversion failed")
+        self._steps = [step for step in self._steps if step.kind != "convert"]
 
     def _lose(self, message: str) -> None:
-        self.outcomes.append(lost_outcome(message, time.perf_counter() - self._sent))
+        self.outcomes.append(lost_outcome(message, time.perf_counter() - self._waiting_since))
         self.close()
         self._reported = False  # the lost outcome is still to be taken
 

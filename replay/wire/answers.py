@@ -7,9 +7,8 @@ status.
 
 from __future__ import annotations
 
-import re
-
 from replay.model.records import Statement
+from replay.sql.commands import commands
 from replay.wire import messages as m
 from replay.wire.pending import (
     BIND,
@@ -34,9 +33,6 @@ _ASYNC = frozenset(
     {m.B_NOTICE, m.B_NOTIFICATION, m.B_PARAMETER_STATUS, m.B_BACKEND_KEY_DATA, m.SSL_ANSWER}
 )
 _ANSWERED_BY_READY = (SYNC, QUERY, FUNCTION)
-_DEALLOCATE = re.compile(
-    r'\s*deallocate\s+(?:prepare\s+)?(?:"((?:[^"]|"")*)"|(\S+?))\s*;?\s*$', re.I
-)
 
 
 class AnswerHandling(ProtocolState):
@@ -217,10 +213,7 @@ class AnswerHandling(ProtocolState):
         if tag in ("DEALLOCATE ALL", "DISCARD ALL"):
             self._prepared.clear()
         elif tag == "DEALLOCATE" and item.result is not None:
-            found = _DEALLOCATE.match(item.result.statement.sql)
-            if found:
-                quoted, bare = found.groups()
-                name = quoted.replace('""', '"') if quoted is not None else bare.lower()
+            for name in commands(item.result.statement.sql).deallocates:
                 self._prepared.pop(name, None)
 
     def _function_result(self, head: Pending, body: bytes, ts: float) -> bool:

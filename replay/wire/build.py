@@ -1,7 +1,10 @@
-"""Builders for PostgreSQL v3 messages, the inverse of :mod:`replay.wire.messages`.
+"""The encoder of PostgreSQL v3 messages, the inverse of :mod:`replay.wire.messages`.
 
-Used by tests (ours and the capture addon's) to write byte streams that a real client
-or server would send, without a server. Layouts: PostgreSQL docs, Protocol 55.7.
+The one place that lays out message bytes (PostgreSQL docs, Protocol 55.7): the replay
+builds its requests with it (:mod:`replay.engine.encode`), the tests (ours and the
+capture addon's) write the byte streams a real client or server would send. Pure.
+Text is encoded as UTF-8 with ``surrogateescape``, so that SQL read from a capture
+(where bytes that are not UTF-8 were kept as surrogates) goes out as it came in.
 """
 
 from __future__ import annotations
@@ -10,15 +13,37 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from replay.wire import messages as m
-from replay.wire.digest import encode_row
+
+_LENGTH = struct.Struct("!I")
+_INT16 = struct.Struct("!h")
+_INT32 = struct.Struct("!i")
+_NULL = _INT32.pack(-1)
 
 
 def message(typ: bytes, body: bytes = b"") -> bytes:
-    return typ + struct.pack("!I", len(body) + 4) + body
+    return typ + _LENGTH.pack(len(body) + 4) + body
+
+
+def encode(text: str) -> bytes:
+    """SQL text or a name as the bytes a client sends."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _cstr(text: str) -> bytes:
-    return text.encode() + b"\0"
+    return text.encode("utf-8", "surrogateescape") + b"\0"  # encode(), inlined: per statement
+
+
+def _int16s(values: Sequence[int]) -> bytes:
+    return _INT16.pack(len(values)) + b"".join([_INT16.pack(v) for v in values])
+
+
+def values(params: Sequence[bytes | None]) -> bytes:
+    """An int16 count, then each value as an int32 length (-1: NULL) and its bytes, as
+    Bind, DataRow and FunctionCall hold them."""
+    parts = [_INT16.pack(len(params))]
+    for value in params:
+        parts.append(_NULL if value is None else _INT32.pack(len(value)) + value)
+    return b"".join(parts)
 
 
 # -- startup packets (no type byte) --------------------------------------------------
@@ -51,8 +76,9 @@ def query(sql: str) -> bytes:
 
 
 def parse(sql: str, name: str = "", types: Sequence[int] = ()) -> bytes:
-    body = _cstr(name) + _cstr(sql) + struct.pack(f"!h{len(types)}I", len(types), *types)
-    return message(b"P", body)
+    # OIDs are unsigned; a captured negative value is the same 32 bits.
+    oids = b"".join([_LENGTH.pack(t & 0xFFFFFFFF) for t in types])
+    return message(b"P", _cstr(name) + _cstr(sql) + _INT16.pack(len(types)) + oids)
 
 
 def bind(
@@ -63,13 +89,8 @@ def bind(
     formats: Sequence[int] = (),
     result_formats: Sequence[int] = (),
 ) -> bytes:
-    body = _cstr(portal) + _cstr(statement)
-    body += struct.pack(f"!h{len(formats)}h", len(formats), *formats)
-    body += struct.pack("!h", len(params))
-    for value in params:
-        body += struct.pack("!i", -1) if value is None else struct.pack("!i", len(value)) + value
-    body += struct.pack(f"!h{len(result_formats)}h", len(result_formats), *result_formats)
-    return message(b"B", body)
+    body = _cstr(portal) + _cstr(statement) + _int16s(formats)
+    return message(b"B", body + values(params) + _int16s(result_formats))
 
 
 def describe(kind: str = "P", name: str = "") -> bytes:
@@ -77,7 +98,7 @@ def describe(kind: str = "P", name: str = "") -> bytes:
 
 
 def execute(portal: str = "", max_rows: int = 0) -> bytes:
-    return message(b"E", _cstr(portal) + struct.pack("!i", max_rows))
+    return message(b"E", _cstr(portal) + _INT32.pack(max_rows))
 
 
 def close(kind: str = "S", name: str = "") -> bytes:
@@ -113,10 +134,7 @@ def password(secret: str) -> bytes:
 
 
 def function_call(oid: int, args: Sequence[bytes | None] = ()) -> bytes:
-    body = struct.pack("!Ih", oid, 0) + struct.pack("!h", len(args))
-    for value in args:
-        body += struct.pack("!i", -1) if value is None else struct.pack("!i", len(value)) + value
-    return message(b"F", body + struct.pack("!h", 0))
+    return message(b"F", struct.pack("!Ih", oid, 0) + values(args) + struct.pack("!h", 0))
 
 
 # -- backend -------------------------------------------------------------------------
@@ -143,16 +161,18 @@ def ready(status: str = "I") -> bytes:
     return message(b"Z", status.encode())
 
 
-def row_description(columns: Iterable[tuple[str, int]]) -> bytes:
+def row_description(columns: Iterable[tuple[str, int]], formats: Sequence[int] = ()) -> bytes:
+    """Columns as (name, type OID); ``formats``: each column's, text (0) where not given."""
     cols = list(columns)
     body = struct.pack("!h", len(cols))
-    for name, oid in cols:
-        body += _cstr(name) + struct.pack("!IhIhih", 0, 0, oid, -1, -1, 0)
+    for index, (name, oid) in enumerate(cols):
+        fmt = formats[index] if index < len(formats) else 0
+        body += _cstr(name) + struct.pack("!IhIhih", 0, 0, oid, -1, -1, fmt)
     return message(b"T", body)
 
 
-def data_row(values: Sequence[bytes | None]) -> bytes:
-    return message(b"D", encode_row(values))
+def data_row(row: Sequence[bytes | None]) -> bytes:
+    return message(b"D", values(row))
 
 
 def command_complete(tag: str) -> bytes:

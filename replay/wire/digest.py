@@ -3,7 +3,8 @@
 A row is hashed as the body of its DataRow message (PostgreSQL docs 55.7, DataRow):
 an int16 column count, then per column an int32 length (-1 for NULL) and the bytes.
 The capture hashes the raw message body without parsing it; the replay engine rebuilds
-the same bytes from libpq's result, so both sides agree on identical rows.
+the same bytes from libpq's result (with :func:`replay.wire.build.values`, the one
+encoder), so both sides agree on identical rows.
 
 Two digests are kept: an order-sensitive one (for statements with a top-level ORDER BY)
 and an order-insensitive one, a sum of per-row hashes modulo 2**128, so the same
@@ -16,22 +17,11 @@ import hashlib
 import struct
 from collections.abc import Sequence
 
+from replay.wire.build import values as encode_row
+
 _MOD = 1 << 128
-_NULL = struct.pack("!i", -1)
 _LENGTH = struct.Struct("!I")
 _blake2b = hashlib.blake2b
-
-
-def encode_row(values: Sequence[bytes | None]) -> bytes:
-    """The DataRow body for these column values."""
-    parts = [struct.pack("!h", len(values))]
-    for value in values:
-        if value is None:
-            parts.append(_NULL)
-        else:
-            parts.append(struct.pack("!i", len(value)))
-            parts.append(value)
-    return b"".join(parts)
 
 
 class RowDigest:

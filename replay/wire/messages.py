@@ -171,18 +171,44 @@ def parse_command_complete(body: bytes) -> str:
     return _cstring(body, 0)[0]
 
 
-def parse_row_description(body: bytes) -> list[tuple[str, int]]:
-    """(name, type OID) per column; each field is name, then 18 bytes of which the
-    type OID sits at offset 6 (Protocol 55.7, RowDescription)."""
+_FIELD = struct.Struct("!IhIhih")  # table OID, attnum, type OID, typlen, typmod, format
+
+
+def row_fields(body: bytes) -> list[tuple[bytes, int, int]]:
+    """(name bytes, type OID, format code) per column of a RowDescription: each field is
+    its name, then table OID, column number, type OID, type size, type modifier and
+    format code (Protocol 55.7, RowDescription). The one reader of that layout."""
     (count,) = _I16.unpack_from(body, 0)
     pos = 2
-    columns = []
+    fields = []
     for _ in range(count):
-        name, pos = _cstring(body, pos)
-        (oid,) = struct.unpack_from("!I", body, pos + 6)
-        columns.append((name, int(oid)))
-        pos += 18
-    return columns
+        end = body.index(0, pos)
+        _table, _attnum, oid, _size, _mod, fmt = _FIELD.unpack_from(body, end + 1)
+        fields.append((bytes(body[pos:end]), int(oid), int(fmt)))
+        pos = end + 1 + _FIELD.size
+    return fields
+
+
+def parse_row_description(body: bytes) -> list[tuple[str, int]]:
+    """(name, type OID) per column of a RowDescription."""
+    return [(name.decode("utf-8", "surrogateescape"), oid) for name, oid, _ in row_fields(body)]
+
+
+# Tags that end with a row count (Protocol 55.7, CommandComplete): "INSERT oid rows",
+# "SELECT rows" (CREATE TABLE AS and SELECT INTO too), "UPDATE rows", "DELETE rows",
+# "MERGE rows", "FETCH rows", "MOVE rows", "COPY rows". No other tag carries a count,
+# whatever its last word looks like.
+_COUNTED = frozenset({"INSERT", "SELECT", "UPDATE", "DELETE", "MERGE", "FETCH", "MOVE", "COPY"})
+
+
+def rows_from_tag(tag: str) -> int | None:
+    """The number of rows a CommandComplete tag reports; None for a tag without one."""
+    word, _, rest = tag.partition(" ")
+    if word in _COUNTED and rest:
+        last = rest.rpartition(" ")[2]
+        if last.isdigit():
+            return int(last)
+    return None
 
 
 def parse_error(body: bytes) -> ErrorInfo:
@@ -206,6 +232,13 @@ def error_fields(body: bytes) -> dict[str, str]:
         code = chr(body[pos])
         fields[code], pos = _cstring(body, pos + 1)
     return fields
+
+
+def ends_connection(severity: str, sqlstate: str) -> bool:
+    """Whether an error comes with the end of its connection: a FATAL or PANIC, or a
+    SQLSTATE of class 57P (operator intervention: the backend is terminated) or 08
+    (connection exception) (PostgreSQL docs, Appendix A)."""
+    return severity in ("FATAL", "PANIC") or sqlstate.startswith(("57P", "08"))
 
 
 def parse_negotiate_protocol(body: bytes) -> int:

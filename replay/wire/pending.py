@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from replay.model.records import ErrorInfo, Statement, encode_bytes
 from replay.wire.digest import RowDigest
+from replay.wire.messages import rows_from_tag
 
 # Kinds of pending items.
 PARSE, BIND, DESCRIBE, EXECUTE, CLOSE, SYNC, QUERY, FUNCTION = range(8)
-
-# Command tags whose last word is the row count (Protocol 55.7, CommandComplete).
-_COUNTED = frozenset({"INSERT", "UPDATE", "DELETE", "SELECT", "MERGE", "COPY", "FETCH", "MOVE"})
 
 
 class Prepared:
@@ -125,15 +123,6 @@ class Result:
 
 def add_note(statement: Statement, note: str) -> None:
     statement.note = f"{statement.note}; {note}" if statement.note else note
-
-
-def rows_from_tag(tag: str) -> int | None:
-    word, _, rest = tag.partition(" ")
-    if word in _COUNTED and rest:
-        last = rest.rpartition(" ")[2]
-        if last.isdigit():
-            return int(last)
-    return None
 
 
 class Pending:
