@@ -14,7 +14,7 @@ from replay.engine.responses import Request
 from replay.engine.startup import WATCHDOG_GRACE, Timeouts, startup_conninfo
 from replay.engine.target import TargetConnection
 from replay.model.records import Session
-from replay.targets.safety import Target
+from replay.targets.target import Target
 
 TARGET = Target("baseline", "host=db.invalid dbname=app")
 SESSION = Session(id="s", start=0.0)

@@ -17,7 +17,7 @@ from replay.capture.split import split_capture
 from replay.engine import EngineOptions, replay
 from replay.engine import formats as f
 from replay.model.outcomes import OutcomeRow, iter_outcomes
-from replay.targets.safety import Target
+from replay.targets.target import Target
 
 SCHEMA = """
 CREATE TABLE things (

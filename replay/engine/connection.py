@@ -30,7 +30,7 @@ from replay.engine.responses import Answer
 from replay.engine.result import ExecStatus
 from replay.engine.startup import WATCHDOG_GRACE, Timeouts, open_connection, startup_conninfo
 from replay.model.records import Session, Statement
-from replay.targets.safety import Target
+from replay.targets.target import Target
 
 
 class Connection(Protocol):

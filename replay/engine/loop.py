@@ -31,7 +31,7 @@ from replay.engine.sink import CHUNK_ROWS, RowSink
 from replay.engine.startup import Timeouts, open_connection
 from replay.engine.target import TargetConnection
 from replay.model.outcomes import OutcomeRow, OutcomeWriter
-from replay.targets.safety import Target
+from replay.targets.target import Target
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

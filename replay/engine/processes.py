@@ -31,7 +31,7 @@ from replay.engine.session import Pacer
 from replay.engine.sink import SinkT
 from replay.engine.startup import Timeouts
 from replay.model.outcomes import OutcomeWriter, merge_parts
-from replay.targets.safety import Target
+from replay.targets.target import Target
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]

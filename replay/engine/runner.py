@@ -30,7 +30,7 @@ from replay.engine.session import FIRST_TIMED, TIME_EVERY, Pacer
 from replay.engine.sink import RowSink, SinkT
 from replay.engine.startup import Timeouts
 from replay.model.outcomes import OutcomeWriter
-from replay.targets.safety import Target
+from replay.targets.target import Target
 
 Progress = Callable[[int, int], None]
 

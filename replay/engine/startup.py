@@ -16,7 +16,7 @@ from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from replay.model.records import Session
-from replay.targets.safety import parse_conninfo
+from replay.targets.conninfo import parse_conninfo
 
 # Keys that are not run-time parameters, or that libpq sends itself.
 NOT_REPLAYED = frozenset(

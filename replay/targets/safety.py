@@ -13,20 +13,10 @@ import socket
 from collections.abc import Iterable
 
 from replay.errors import UnsafeTarget
-from replay.targets.conninfo import Endpoint, parse_conninfo, split_address, strip_password
+from replay.targets.conninfo import Endpoint, split_address
 from replay.targets.target import Target
 
-# Target lives in replay.targets.target; these stay importable from here for the engine.
-__all__ = [
-    "Endpoint",
-    "Target",
-    "check_safe",
-    "parse_conninfo",
-    "parse_upstream",
-    "same_host",
-    "same_server",
-    "strip_password",
-]
+__all__ = ["check_safe", "parse_upstream", "same_host", "same_server"]
 
 
 _LOOPBACK_NAMES = {"", "localhost", "localhost.localdomain"}
