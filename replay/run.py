@@ -2,7 +2,7 @@
 
 :func:`run_replay` takes :class:`RunOptions` and returns :class:`RunResult`; the CLI
 only parses options into it and prints the result. The order keeps the promises of
-DESIGN.md: the capture is read (and split per session) first, so every target is
+docs/design.md: the capture is read (and split per session) first, so every target is
 checked against the capture's source before anything is sent to it; the clones are
 dropped on the way out whatever happens; the reports are rendered from the saved
 outcomes alone.

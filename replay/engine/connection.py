@@ -1,7 +1,7 @@
 """The replay connection: one protocol, two implementations, their shared rules once.
 
 A :class:`~replay.engine.lane.Lane` and the event loop drive a target's connection
-through :class:`Connection` only. Two implementations (see docs/design.md, "Engine"):
+through :class:`Connection` only. Two implementations (see docs/design.md, "Stage 3"):
 
 - :class:`~replay.engine.pipeline.PipelinedConnection` writes the requests' bytes on
   libpq's socket itself, many in flight (plaintext targets);
