@@ -7,6 +7,7 @@ and error messages come from the application and the database, not from us.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -73,7 +74,7 @@ def _when(iso: str | None) -> str:
     return iso.replace("T", " ").split(".")[0].removesuffix("+00:00") + " UTC"
 
 
-def _side(title: str, outcome: dict[str, Any], bad: bool) -> str:
+def _side(title: str, outcome: Mapping[str, Any], bad: bool) -> str:
     css = "side bad" if bad else "side"
     body = escape(outcome_text(outcome))
     if outcome.get("status") == "ok" and outcome.get("columns"):
@@ -103,7 +104,7 @@ def _evidence(query_class: QueryClass) -> str:
     return ""
 
 
-def _column_diff(diff: dict[str, Any]) -> str:
+def _column_diff(diff: Mapping[str, Any]) -> str:
     rows = [
         f'<tr class="added"><td>added</td><td class="mono">{escape(str(n))}</td>'
         f"<td>{escape(type_name(o))}</td></tr>"
@@ -127,7 +128,7 @@ def _column_diff(diff: dict[str, Any]) -> str:
     )
 
 
-def _row_diff(base: dict[str, Any], cand: dict[str, Any]) -> str:
+def _row_diff(base: Mapping[str, Any], cand: Mapping[str, Any]) -> str:
     """The first differing rows when the engine kept samples, else counts and digests."""
     base_rows, cand_rows = base.get("sample"), cand.get("sample")
     if isinstance(base_rows, list) and isinstance(cand_rows, list):
