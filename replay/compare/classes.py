@@ -105,7 +105,7 @@ def query_classes(acc: Accumulator) -> list[QueryClass]:
     classes: list[QueryClass] = []
     for fingerprint in sorted(acc.classes):
         state = acc.classes[fingerprint]
-        counts = {k: n for k, n in sorted(state.verdicts.items()) if k != UNSENT and n}
+        counts = {str(k): n for k, n in sorted(state.verdicts.items()) if k != UNSENT and n}
         latency, reference = _latency(state)
         verdict = _class_verdict(counts, latency, reference, thresholds)
         examples = _examples(state, verdict, acc.max_examples)

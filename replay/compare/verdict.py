@@ -129,8 +129,6 @@ def comparable_columns(columns: str | None) -> str | None:
     return json.dumps([[c[0], USER_TYPE] if u else c for c, u in zip(parsed, user, strict=True)])
 
 
-
-
 def is_slower(candidate: float, reference: float, limits: Thresholds) -> bool:
     """Whether ``candidate`` seconds are slower than ``reference`` seconds: more than
     ``slower_factor`` times as long and more than ``slower_min_seconds`` longer."""
@@ -226,7 +224,7 @@ def judge(row: Mapping[str, Any], limits: Thresholds = _DEFAULT) -> Verdict | No
         ):
             return _CHANGED
     candidate = get("candidate_duration")
-    if candidate:  # (0 seconds, or not timed, is never slower)
+    if candidate:  # 0 seconds (or not timed) is never slower, thresholds being >= 0
         reference = get("baseline_duration") or 0.0
         if has_b2:
             reference = max(reference, get("baseline2_duration") or 0.0)
