@@ -34,7 +34,7 @@ from typing import Any
 from replay.compare.cascades import CascadeTracker
 from replay.compare.cascades import Key as CascadeKey
 from replay.compare.examples import example_of
-from replay.compare.reading import IDENTITY_COLUMNS, collection_paused
+from replay.compare.reading import IDENTITY_COLUMNS
 from replay.compare.sketch import DistinctCounter, QuantileSketch
 from replay.compare.state import UNSENT, ClassState, Kept, add_application
 from replay.compare.verdict import ERROR_STATUSES, Thresholds, judge
@@ -78,8 +78,7 @@ class Accumulator:
         names them in errors)."""
         chunk = _Chunk()
         try:
-            with collection_paused():  # many small acyclic objects: see collection_paused
-                self._fold(rows, chunk)
+            self._fold(rows, chunk)
         except KeyError:
             missing = sorted({c for row in rows for c in IDENTITY_COLUMNS if c not in row})
             if not missing:

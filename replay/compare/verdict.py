@@ -230,7 +230,7 @@ def judge(row: Mapping[str, Any], limits: Thresholds = _DEFAULT) -> Verdict | No
             reference = max(reference, get("baseline2_duration") or 0.0)
         if is_slower(candidate, reference, limits):
             return _SLOWER
-    return _NOISY if any(noise) else _OK
+    return _NOISY if noise is not _NO_NOISE and any(noise) else _OK
 
 
 def _columns_differ(a: str | None, b: str | None) -> bool:
