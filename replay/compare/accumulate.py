@@ -103,10 +103,11 @@ class Accumulator:
             base_status, base2_status = get("baseline_status"), get("baseline2_status")
             cand_status = get("candidate_status")
             base, base2 = get("baseline_duration"), get("baseline2_duration")
-            if base_status == base2_status == "ok" and base is not None and base2 is not None:
+            answered = base_status == "ok" and cand_status == "ok"
+            if base2 is not None and base is not None and base_status == base2_status == "ok":
                 jitter.append(abs(base - base2))
             if (
-                not (base_status == cand_status == "ok" and base2_status in _OK_OR_NONE)
+                not (answered and base2_status in _OK_OR_NONE)
                 and fingerprint is not None
                 and (
                     base_status in ERROR_STATUSES
@@ -149,7 +150,7 @@ class Accumulator:
             application = get("application_name")
             if application:
                 applications.add((fingerprint, key, application))
-            if base_status == "ok" and cand_status == "ok" and base is not None:
+            if answered and base is not None:
                 cand = get("candidate_duration")
                 # Only statements timed on both sides: a pipelined one has no duration.
                 if cand is not None:
