@@ -302,3 +302,20 @@ def rule_space_rows(seed: int, count: int = 1500) -> list[dict[str, Any]]:
             failures[session] = seq
         rows.append(flat)
     return rows
+
+
+def without_some_fields(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """``rows`` with fields other than the identity left out at random (in about a third
+    of the rows), as a file not written by the engine may have them: a missing field
+    counts as ``None``."""
+    rng = random.Random(seed)
+    keep = {"session", "seq", "start", "fingerprint", "sql", "application_name"}
+    sparse = []
+    for flat in rows:
+        flat = dict(flat)
+        if rng.random() < 0.3:
+            for key in list(flat):
+                if key not in keep and rng.random() < 0.15:
+                    del flat[key]
+        sparse.append(flat)
+    return sparse

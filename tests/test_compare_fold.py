@@ -3,8 +3,9 @@
 Before this fold there were two: rows every target answered alike were folded directly,
 the others through pandas, with the statement rule written twice. ``golden/
 compare_fold.json`` holds what those two folds gave (they agreed) on seeded runs of
-:func:`outcome_factory.mixed_rows` and :func:`outcome_factory.rule_space_rows`: every
-row's statement verdict as one letter, and the whole findings.
+:func:`outcome_factory.mixed_rows` and :func:`outcome_factory.rule_space_rows` (and
+what the pandas fold gave on rows lacking fields): every row's statement verdict as one
+letter, and the whole findings.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from outcome_factory import SQL, mixed_rows, ok, row, rule_space_rows
+from outcome_factory import SQL, mixed_rows, ok, row, rule_space_rows, without_some_fields
 
 from replay.compare import (
     Accumulator,
@@ -38,10 +39,12 @@ def _rows(name: str) -> list[dict[str, Any]]:
     kind, seed = name.split("-")
     if kind == "mixed":
         return [r.to_flat() for r in mixed_rows(int(seed))]
+    if kind == "sparse":  # rows that lack fields
+        return without_some_fields(rule_space_rows(int(seed)), 4)
     return rule_space_rows(int(seed))
 
 
-@pytest.mark.parametrize("name", ["mixed-1", "space-1", "space-2"])
+@pytest.mark.parametrize("name", ["mixed-1", "space-1", "space-2", "sparse-3"])
 def test_the_statement_rule_gives_the_old_verdicts(name: str) -> None:
     verdicts = "".join(LETTERS[str(judge(flat, Thresholds()))] for flat in _rows(name))
     expected = GOLDEN["verdicts"][name]
@@ -50,7 +53,7 @@ def test_the_statement_rule_gives_the_old_verdicts(name: str) -> None:
     assert not wrong, f"rows {wrong[:10]}: {verdicts[wrong[0]]} where {expected[wrong[0]]}"
 
 
-@pytest.mark.parametrize("name", ["mixed-1", "space-1"])
+@pytest.mark.parametrize("name", ["mixed-1", "space-1", "sparse-3"])
 @pytest.mark.parametrize("chunk_rows", [1, 7, 10_000])
 def test_the_fold_gives_the_old_findings(name: str, chunk_rows: int) -> None:
     findings = classify_rows(_rows(name), chunk_rows=chunk_rows)
