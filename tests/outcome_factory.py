@@ -9,6 +9,7 @@ known run.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,169 @@ def write_run(folder: Path, rows: list[OutcomeRow] | None = None) -> Path:
     }
     (folder / "schema.json").write_text(json.dumps(schema), encoding="utf-8")
     return folder
+
+
+def mixed_rows(seed: int) -> list[OutcomeRow]:
+    """Every verdict, and many alike rows around them: timed and not (pipelined), with
+    and without a second baseline, some alike but slower, in several sessions."""
+    rng = random.Random(seed)
+    rows = every_verdict_rows()
+    sqls = [SQL["ok"], SQL["slower"], "SELECT 1", "SELECT name FROM customers WHERE id = $1"]
+    for i in range(400):
+        sql = rng.choice(sqls)
+        timed = rng.random() < 0.3
+        base = rng.choice([0.001, 0.002, 0.0005])
+        cand = base * rng.choice([1, 1, 1, 5]) if timed else None
+        outcome = ok(rows=i % 3, digest=f"r{i % 3}", duration=base if timed else None)  # type: ignore[arg-type]
+        candidate = ok(rows=i % 3, digest=f"r{i % 3}", duration=cand)  # type: ignore[arg-type]
+        with_b2 = rng.random() < 0.5
+        baseline2 = ok(rows=i % 3, digest=f"r{i % 3}", duration=base * 1.1) if with_b2 else None
+        made = row(sql, outcome, candidate, baseline2, session=f"s{rng.randrange(7)}",
+                   seq=1000 + i, start=T0 + rng.random() * 100,
+                   application_name=rng.choice(["shop", "admin", ""]))  # fmt: skip
+        if not with_b2:
+            del made.outcomes["baseline2"]
+        rows.append(made)
+    rng.shuffle(rows)
+    return rows
+
+
+USER_ENUM = json.dumps([["id", INT4], ["status", 16434]])
+USER_ENUM_RECREATED = json.dumps([["id", INT4], ["status", 17059]])
+TEXT_STATUS = json.dumps([["id", INT4], ["status", TEXT]])
+
+
+def _answer(rng: random.Random) -> dict[str, Any]:
+    rows = rng.choice([0, 1, 2, None])
+    return {
+        "status": "ok",
+        "tag": f"SELECT {rows}",
+        "rows": rows,
+        "columns": rng.choice([COLUMNS, COLUMNS, USER_ENUM, TEXT_STATUS, "[]"]),
+        "digest": rng.choice(["d1", "d2", None]),
+        "digest_unordered": rng.choice(["u1", "u2", None]),
+        "sqlstate": None,
+        "message": None,
+        "duration": rng.choice([0.0, 0.0001, 0.0005, 0.001, 0.004, 0.02, None]),
+    }
+
+
+CHANGES = ("same", "tag", "rows", "digest", "unordered", "columns", "enum", "error", "timeout",
+           "lost", "skipped", "slow")  # fmt: skip
+# What each query class of rule_space_rows does to the candidate in half its statements
+# (the last class: anything, in every statement).
+PROFILES = ("same", "slow", "same", "digest", "digest", "columns", "enum", "error", "fixed",
+            "error", "lost", "any")  # fmt: skip
+
+
+def _other(
+    rng: random.Random, answer: dict[str, Any], change: str, jitter: bool = True
+) -> dict[str, Any]:
+    """Another target's answer to the same statement, with ``change`` made, and a timing
+    that varies (a little on a second baseline: ``jitter`` False)."""
+    other = dict(answer)
+    if change == "tag":
+        other["tag"] = "SELECT 9"
+    elif change == "rows":
+        other["rows"] = 7
+    elif change == "digest":
+        other["digest"] = other["digest_unordered"] = "moved"
+    elif change == "unordered":
+        other["digest_unordered"] = "other rows"
+    elif change == "columns":
+        other["columns"] = WIDER
+    elif change == "enum":
+        other["columns"] = USER_ENUM_RECREATED if answer["columns"] == USER_ENUM else TEXT_STATUS
+    elif change in ("error", "timeout"):
+        other.update(status=change, tag=None, rows=None, columns="[]", digest=None,
+                     digest_unordered=None, sqlstate="42703", message="no")  # fmt: skip
+    elif change in ("lost", "skipped"):
+        other.update(status=change, tag=None, rows=None, digest=None, duration=None)
+    if other["duration"] is not None:
+        if change == "slow":
+            other["duration"] = other["duration"] * 4 + 0.002
+        elif jitter:
+            other["duration"] = other["duration"] * rng.choice([0.5, 1, 1, 1.5, 3])
+        else:
+            other["duration"] = other["duration"] * rng.choice([1, 1, 1.1])
+    return other
+
+
+def rule_space_rows(seed: int, count: int = 1500) -> list[dict[str, Any]]:
+    """Flat outcome rows (as ``outcomes.jsonl`` holds them) drawn over the statement
+    rule's whole space: every status on every target, each aspect differing on the
+    candidate or only on the second baseline, user-type OIDs, ordered and unordered
+    digests, untimed statements, runs with and without a second baseline, cascades of
+    earlier failures (and of failures never seen), rows without a query class. Each of
+    the twelve classes does mostly one thing (:data:`PROFILES`), so that classes take
+    most verdicts."""
+    rng = random.Random(seed)
+    failures: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for seq in range(count):
+        session = f"s{rng.randrange(40)}"
+        k = rng.randrange(len(PROFILES))
+        fingerprint = f"fp{k}" if rng.random() > 0.02 else None
+        flat: dict[str, Any] = {
+            "session": session,
+            "seq": seq,
+            "start": T0 + rng.randrange(100_000) / 100,
+            "fingerprint": fingerprint,
+            "sql": f"SELECT {fingerprint}",
+            "params": [str(seq)] if rng.random() < 0.5 else [],
+            "protocol": rng.choice(["simple", "extended"]),
+            "application_name": rng.choice(["shop", "admin", "", "batch"]),
+            "ordered": rng.random() < 0.3,
+            "captured_sqlstate": None,
+            "cascade_of": None,
+        }
+        baseline = _answer(rng)
+        profile = PROFILES[k]
+        if profile == "enum":
+            baseline["columns"] = USER_ENUM
+        if profile == "any":
+            change = rng.choice(CHANGES)
+        elif profile == "slow":
+            change = "slow"
+        else:
+            change = profile if rng.random() < 0.5 else "same"
+        candidate = _other(rng, baseline, change)
+        if change == "fixed":
+            baseline, candidate = _other(rng, baseline, "error"), baseline
+        answers = {"baseline": baseline, "candidate": candidate}
+        if k == 9:  # both fail, the same way
+            answers["baseline"] = _other(rng, baseline, "error")
+        if rng.random() < 0.6:
+            noise = rng.choice(CHANGES) if profile == "any" else "same"
+            if k in (2, 4) and rng.random() < 0.5:
+                noise = "digest"
+            answers["baseline2"] = _other(rng, answers["baseline"], noise, jitter=False)
+        if rng.random() < 0.05:
+            origin = failures.get(session, 10**6)  # 10**6: an origin never seen
+            flat["cascade_of"] = origin
+            answers["candidate"] = {**answers["candidate"], "status": "error",
+                                    "sqlstate": "25P02", "message": "aborted"}  # fmt: skip
+        for target, answer in answers.items():
+            for key, value in answer.items():
+                flat[f"{target}_{key}"] = value
+        if any(a["status"] in ("error", "timeout") for a in answers.values()):
+            failures[session] = seq
+        rows.append(flat)
+    return rows
+
+
+def without_some_fields(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """``rows`` with fields other than the identity left out at random (in about a third
+    of the rows), as a file not written by the engine may have them: a missing field
+    counts as ``None``."""
+    rng = random.Random(seed)
+    keep = {"session", "seq", "start", "fingerprint", "sql", "application_name"}
+    sparse = []
+    for flat in rows:
+        flat = dict(flat)
+        if rng.random() < 0.3:
+            for key in list(flat):
+                if key not in keep and rng.random() < 0.15:
+                    del flat[key]
+        sparse.append(flat)
+    return sparse

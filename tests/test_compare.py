@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from outcome_factory import SQL, WIDER, error, ok, row, write_run
 
@@ -15,7 +14,7 @@ from replay.compare import (
     Thresholds,
     Verdict,
     classify,
-    classify_frame,
+    classify_rows,
     exit_code,
     statement_verdict,
 )
@@ -165,7 +164,7 @@ def test_noise_downgrades_changed_in_a_class(tmp_path: Path) -> None:
         row(sql, ok(digest="a"), ok(digest="b"), seq=0),  # baselines agreed by chance
         row(sql, ok(digest="a"), ok(digest="b"), ok(digest="c"), seq=1),
     ]
-    findings = classify_frame(pd.DataFrame([r.to_flat() for r in rows]))
+    findings = classify_rows([r.to_flat() for r in rows])
     assert [c.verdict for c in findings.classes] == [Verdict.NOISY]
     assert findings.safe
 
@@ -174,7 +173,7 @@ def test_one_slow_execution_is_not_a_slower_class() -> None:
     sql = "SELECT 1"
     rows = [row(sql, ok(), ok(), seq=i) for i in range(9)]
     rows.append(row(sql, ok(duration=0.01), ok(duration=0.5), seq=9))
-    findings = classify_frame(pd.DataFrame([r.to_flat() for r in rows]))
+    findings = classify_rows([r.to_flat() for r in rows])
     assert findings.classes[0].verdict is Verdict.OK
     assert findings.classes[0].statement_verdicts == {"ok": 9, "slower": 1}
 
@@ -188,11 +187,11 @@ def test_slower_than_the_baselines_differ_by_is_not_a_slower_class() -> None:
         row("COMMIT", ok(duration=0.0001), ok(duration=0.0006), ok(duration=0.0001), seq=2),
         row("SELECT 1", ok(duration=0.0001), ok(duration=0.0001), ok(duration=0.008), seq=3),
     ]
-    findings = classify_frame(pd.DataFrame([r.to_flat() for r in rows]))
+    findings = classify_rows([r.to_flat() for r in rows])
     assert [c.verdict for c in findings.classes] == [Verdict.OK, Verdict.OK]
     # The same COMMITs with baselines that agree are slower.
     quiet = [row("COMMIT", ok(duration=0.0005), ok(duration=0.0023), seq=i) for i in range(3)]
-    findings = classify_frame(pd.DataFrame([r.to_flat() for r in quiet]))
+    findings = classify_rows([r.to_flat() for r in quiet])
     assert [c.verdict for c in findings.classes] == [Verdict.SLOWER]
 
 

@@ -1,17 +1,17 @@
 """Compare and classify: from a run's saved outcomes to judged query classes.
 
-Pure over data: :func:`classify` reads ``reports/NAME/`` (``outcomes.jsonl`` with
-pandas, and ``run.json``, ``schema.json`` and ``blame.json`` where the run wrote them)
-and never connects to a database, so a report re-renders anywhere from the folder.
+Pure over data: :func:`classify` reads ``reports/NAME/`` (``outcomes.jsonl``, and
+``run.json``, ``schema.json`` and ``blame.json`` where the run wrote them) and never
+connects to a database, so a report re-renders anywhere from the folder.
 
 Memory is bounded by the number of query classes, never by the length of the run:
-``outcomes.jsonl`` is read a chunk at a time (:mod:`replay.compare.reading`), the rows
-every target answered alike judged directly (:mod:`replay.compare.alike`), the others
-with pandas (:mod:`replay.compare.verdict`), and all folded into per-class state of
-bounded size (:mod:`replay.compare.accumulate`, :mod:`replay.compare.sketch`), from which
-the classes are judged (:mod:`replay.compare.classes`). Results are exact while a class's
-data fits its bounds (2,048 timings, 4,096 sessions), as they are for any run of a few
-thousand statements per class.
+``outcomes.jsonl`` is read a chunk at a time (:mod:`replay.compare.reading`), every row
+judged by the one statement rule (:func:`replay.compare.verdict.judge`) and folded into
+per-class state of bounded size (:mod:`replay.compare.accumulate`,
+:mod:`replay.compare.sketch`), from which the classes are judged
+(:mod:`replay.compare.classes`). Results are exact while a class's data fits its bounds
+(2,048 timings, 4,096 sessions), as they are for any run of a few thousand statements per
+class. All of it is plain Python over the flat rows: no DataFrame, and no pandas import.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from replay.compare.accumulate import Accumulator
 from replay.compare.classes import broken_statements, query_classes
+from replay.compare.examples import ColumnDiff, Example, Outcome
 from replay.compare.findings import Findings, Latency, QueryClass, exit_code
-from replay.compare.reading import CHUNK_ROWS, iter_outcome_rows, read_outcomes
+from replay.compare.reading import CHUNK_ROWS, iter_outcome_rows
 from replay.compare.verdict import (
     BREAKING,
     FAIL_ON_LEVELS,
     Thresholds,
     Verdict,
+    is_slower,
+    judge,
     statement_verdict,
-    statement_verdicts,
 )
 from replay.errors import BadInput
 from replay.model.outcomes import outcomes_path
@@ -42,19 +42,21 @@ __all__ = [
     "BREAKING",
     "FAIL_ON_LEVELS",
     "Accumulator",
+    "ColumnDiff",
+    "Example",
     "Findings",
     "Latency",
+    "Outcome",
     "QueryClass",
     "Thresholds",
     "Verdict",
     "classify",
-    "classify_chunks",
-    "classify_frame",
+    "classify_rows",
     "exit_code",
     "findings_of",
-    "read_outcomes",
+    "is_slower",
+    "judge",
     "statement_verdict",
-    "statement_verdicts",
 ]
 
 BLAME_FILE = "blame.json"
@@ -62,38 +64,26 @@ RUN_FILE = "run.json"
 SCHEMA_FILE = "schema.json"
 
 
-def classify_frame(
-    frame: pd.DataFrame,
+def classify_rows(
+    rows: Iterable[dict[str, Any]],
     *,
     slower_factor: float = 2.0,
     slower_min_seconds: float = 0.001,
     max_examples: int = 3,
+    chunk_rows: int = CHUNK_ROWS,
+    origin: Path | str = "outcome rows",
 ) -> Findings:
-    """Judge an outcomes frame and group it into query classes, worst first."""
-    return classify_chunks(
-        [frame],
-        slower_factor=slower_factor,
-        slower_min_seconds=slower_min_seconds,
-        max_examples=max_examples,
-    )
-
-
-def classify_chunks(
-    chunks: Iterable[pd.DataFrame],
-    *,
-    slower_factor: float = 2.0,
-    slower_min_seconds: float = 0.001,
-    max_examples: int = 3,
-) -> Findings:
-    """Judge outcome frames one after the other (a run in file order), in bounded memory.
-
-    The findings are those of the frames' concatenation (see
-    :mod:`replay.compare.accumulate` for what is exact and what is estimated once a
-    class outgrows its bounds).
-    """
+    """Judge flat outcome rows (a run in file order) and group them into query classes,
+    worst first, folding ``chunk_rows`` at a time (``origin`` names them in errors)."""
     acc = Accumulator(Thresholds(slower_factor, slower_min_seconds), max_examples)
-    for chunk in chunks:
-        acc.add(chunk)
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= chunk_rows:
+            acc.add_rows(chunk, origin)
+            chunk = []
+    if chunk:
+        acc.add_rows(chunk, origin)
     return findings_of(acc)
 
 

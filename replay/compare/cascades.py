@@ -15,13 +15,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import pandas as pd
-
-from replay.compare.verdict import ERROR_STATUSES
-
 RECENT_FAILURES = 20_000
 PENDING_CASCADES = 20_000
-_TARGETS = ("baseline", "candidate", "baseline2")
 
 Key = tuple[str, int]
 
@@ -38,36 +33,27 @@ class CascadeTracker:
         self._recent: OrderedDict[Key, str] = OrderedDict()
         self._pending: OrderedDict[Key, int] = OrderedDict()
 
-    def add(self, frame: pd.DataFrame, cascade: pd.Series) -> None:
-        """Fold in a chunk of rows (``cascade`` flags the cascaded ones)."""
-        failed = pd.Series(False, index=frame.index)
-        for target in _TARGETS:
-            column = f"{target}_status"
-            if column in frame.columns:
-                failed |= frame[column].isin(ERROR_STATUSES)
-        failed &= frame["fingerprint"].notna()
-        origins = frame.loc[failed, ["session", "seq", "fingerprint"]]
-        for session, seq, fingerprint in origins.itertuples(index=False):
-            key = (str(session), int(seq))
-            pending = self._pending.pop(key, 0)
-            if pending:
-                self._count(str(fingerprint), pending)
-            self._recent[key] = str(fingerprint)
-            self._recent.move_to_end(key)
-            if len(self._recent) > self.recent_limit:
-                self._recent.popitem(last=False)
-        if not cascade.any():
-            return
-        cascaded = frame.loc[cascade, ["session", "cascade_of"]]
-        for session, origin in cascaded.itertuples(index=False):
-            key = (str(session), int(origin))
-            found = self._recent.get(key)
+    def add(self, failures: list[tuple[str, int, str]], cascades: list[Key]) -> None:
+        """Fold in a chunk's failing statements (``(session, seq, fingerprint)``), then its
+        cascaded ones (``(session, cascade_of)``)."""
+        recent, pending = self._recent, self._pending
+        for session, seq, fingerprint in failures:
+            key = (session, seq)
+            waiting = pending.pop(key, 0)
+            if waiting:
+                self._count(fingerprint, waiting)
+            recent[key] = fingerprint
+            recent.move_to_end(key)
+            if len(recent) > self.recent_limit:
+                recent.popitem(last=False)
+        for key in cascades:
+            found = recent.get(key)
             if found is not None:
                 self._count(found, 1)
                 continue
-            self._pending[key] = self._pending.get(key, 0) + 1
-            if len(self._pending) > self.pending_limit:
-                self._pending.popitem(last=False)
+            pending[key] = pending.get(key, 0) + 1
+            if len(pending) > self.pending_limit:
+                pending.popitem(last=False)
 
     def merge(self, other: CascadeTracker) -> None:
         """Fold in the counts of another part of the run. Parts hold whole sessions, so

@@ -1,4 +1,4 @@
-"""Query classes: judged statements grouped by fingerprint, with pandas.
+"""Query classes: judged statements grouped by fingerprint, from their folded state.
 
 A class's verdict is the worst verdict among its statements, with two refinements:
 
@@ -7,7 +7,8 @@ A class's verdict is the worst verdict among its statements, with two refinement
   class is ``noisy``;
 - ``slower`` is a property of the class, not of one execution: a class whose other
   verdicts are harmless is ``slower`` when its *median* candidate latency exceeds the
-  slower baseline's by the thresholds' factor and margin. One slow execution is jitter,
+  slower baseline's by the thresholds' factor and margin (the statement rule's own
+  comparison, :func:`replay.compare.verdict.is_slower`). One slow execution is jitter,
   and so is any gap no larger than what the two baselines of the run differ by
   (:func:`baseline_jitter`): on a busy machine a sub-millisecond COMMIT takes a few
   milliseconds on one target and not the other, whatever the migration.
@@ -19,76 +20,19 @@ class of that first failure, and as broken traffic when that failure breaks.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from replay.compare.accumulate import Accumulator
-from replay.compare.findings import Latency, Outcome, QueryClass
+from replay.compare.examples import Example, column_diff, iso_time
+from replay.compare.findings import Latency, QueryClass
 from replay.compare.sketch import QuantileSketch
 from replay.compare.state import UNSENT, ClassState
-from replay.compare.verdict import BREAKING, Thresholds, Verdict
+from replay.compare.verdict import BREAKING, Thresholds, Verdict, is_slower
 from replay.sql.fingerprint import normalize
 
-_OUTCOME_KEYS = ("status", "sqlstate", "message", "tag", "rows", "columns", "digest", "duration")
-
-
-def native(value: Any) -> Any:
-    """A JSON-ready Python value for a pandas/numpy cell (NaN and NA become ``None``)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, list | dict | str):
-        return native(value.item())
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
-def iso_time(seconds: float | None) -> str | None:
-    """A capture timestamp (epoch seconds) as ISO 8601 UTC with milliseconds."""
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds")
-
-
-def outcome_of(row: Mapping[str, Any], target: str) -> Outcome | None:
-    """One target's answer in a row, or ``None`` when the run had no such target."""
-    if native(row.get(f"{target}_status")) is None:
-        return None
-    outcome: Outcome = {key: native(row.get(f"{target}_{key}")) for key in _OUTCOME_KEYS}
-    if outcome["rows"] is not None:
-        outcome["rows"] = int(outcome["rows"])
-    outcome["columns"] = json.loads(outcome["columns"] or "[]")
-    if outcome["duration"] is not None:  # None: not timed (sent pipelined)
-        outcome["duration"] = round(float(outcome["duration"]), 6)
-    sample = native(row.get(f"{target}_sample"))
-    if sample is not None:
-        outcome["sample"] = sample
-    return outcome
-
-
-def column_diff(baseline: list[list[Any]], candidate: list[list[Any]]) -> dict[str, Any]:
-    """What changed between two result shapes (lists of ``[name, type_oid]``)."""
-    before = {name: oid for name, oid in baseline}
-    after = {name: oid for name, oid in candidate}
-    common = [name for name, _ in baseline if name in after]
-    return {
-        "added": [[n, o] for n, o in candidate if n not in before],
-        "dropped": [[n, o] for n, o in baseline if n not in after],
-        "retyped": [
-            {"name": n, "baseline": before[n], "candidate": after[n]}
-            for n in common
-            if before[n] != after[n]
-        ],
-        "reordered": common != [name for name, _ in candidate if name in before],
-    }
+if TYPE_CHECKING:
+    from replay.compare.accumulate import Accumulator
 
 
 def _class_verdict(
@@ -100,32 +44,11 @@ def _class_verdict(
         return Verdict.NOISY
     if worst in BREAKING:
         return worst
-    slower = latency.candidate_median > limits.slower_factor * reference and (
-        latency.candidate_median - reference > limits.slower_min_seconds
-    )
+    slower = is_slower(latency.candidate_median, reference, limits)
     return Verdict.SLOWER if slower else worst
 
 
-def _example(row: Mapping[str, Any]) -> dict[str, Any]:
-    params = native(row.get("params"))
-    example: dict[str, Any] = {
-        "session": str(row["session"]),
-        "seq": int(row["seq"]),
-        "time": iso_time(native(row.get("start"))),
-        "sql": str(row["sql"]),
-        "params": list(params) if params is not None else [],
-        "protocol": native(row.get("protocol")),
-        "application_name": native(row.get("application_name")) or "",
-        "verdict": native(row["verdict"]),
-    }
-    for target in ("baseline", "candidate", "baseline2"):
-        outcome = outcome_of(row, target)
-        if outcome is not None:
-            example[target] = outcome
-    return example
-
-
-def _examples(state: ClassState, verdict: Verdict, max_examples: int) -> list[dict[str, Any]]:
+def _examples(state: ClassState, verdict: Verdict, max_examples: int) -> list[Example]:
     """The class's first statements (by start, session, seq) of the verdict it got.
 
     ``noisy`` also shows its ``changed`` statements; a ``slower`` class with no slow
@@ -139,8 +62,8 @@ def _examples(state: ClassState, verdict: Verdict, max_examples: int) -> list[di
         picked = [e for key, kept in state.examples.items() if key != UNSENT for e in kept]
     if not picked:
         picked = [e for kept in state.examples.values() for e in kept]
-    picked.sort(key=lambda example: example[0])
-    return [_example(row) for _, row in picked[:max_examples]]
+    picked.sort()
+    return [kept.example for kept in picked[:max_examples]]
 
 
 def _latency(state: ClassState) -> tuple[Latency, float]:
@@ -182,17 +105,18 @@ def query_classes(acc: Accumulator) -> list[QueryClass]:
     classes: list[QueryClass] = []
     for fingerprint in sorted(acc.classes):
         state = acc.classes[fingerprint]
-        counts = {k: n for k, n in sorted(state.verdicts.items()) if k != UNSENT and n}
+        counts = {str(k): n for k, n in sorted(state.verdicts.items()) if k != UNSENT and n}
         latency, reference = _latency(state)
         verdict = _class_verdict(counts, latency, reference, thresholds)
         examples = _examples(state, verdict, acc.max_examples)
         affected = str(verdict) if verdict is not Verdict.OK else None
         sessions = state.affected_sessions.get(affected) if affected else None
-        first = examples[0] if examples else {}
+        first = examples[0] if examples else None
+        sql = first["sql"] if first else ""
         query_class = QueryClass(
             fingerprint=fingerprint,
-            sql=first.get("sql", ""),
-            normalized=normalize(first.get("sql", "")),
+            sql=sql,
+            normalized=normalize(sql),
             verdict=verdict,
             count=state.count,
             share=round(state.count / total, 6) if total else 0.0,
@@ -206,11 +130,11 @@ def query_classes(acc: Accumulator) -> list[QueryClass]:
             affected_applications=sorted(
                 state.affected_applications.get(affected, set()) if affected else set()
             ),
-            first_seen=iso_time(native(state.first)),
-            last_seen=iso_time(native(state.last)),
+            first_seen=iso_time(state.first),
+            last_seen=iso_time(state.last),
             latency=latency,
-            baseline=first.get("baseline") or {},
-            candidate=first.get("candidate") or {},
+            baseline=(first.get("baseline") if first else None) or {},
+            candidate=(first.get("candidate") if first else None) or {},
             examples=examples,
         )
         if verdict is Verdict.SHAPE:

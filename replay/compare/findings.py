@@ -15,13 +15,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from replay.compare.examples import ColumnDiff, Example, Outcome
 from replay.compare.verdict import BREAKING, FAIL_ON_LEVELS, Verdict
 from replay.errors import BadInput
 
 FINDINGS_VERSION = 1
-
-Outcome = dict[str, Any]
-"""One target's answer as reports show it: status, sqlstate, message, tag, rows, columns."""
 
 
 @dataclass(slots=True)
@@ -62,10 +60,10 @@ class QueryClass:
     first_seen: str | None = None
     last_seen: str | None = None
     latency: Latency = field(default_factory=Latency)
-    baseline: Outcome = field(default_factory=dict)
-    candidate: Outcome = field(default_factory=dict)
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    column_diff: dict[str, Any] | None = None
+    baseline: Outcome = field(default_factory=Outcome)
+    candidate: Outcome = field(default_factory=Outcome)
+    examples: list[Example] = field(default_factory=list)
+    column_diff: ColumnDiff | None = None
     blame: dict[str, Any] | None = None
 
     @property

@@ -1,32 +1,49 @@
-"""What classification keeps of one query class, whichever way its rows were folded.
+"""What classification keeps of one query class, in memory bounded whatever the run's length.
 
-Shared by the pandas fold of judged frames (:mod:`replay.compare.accumulate`) and the
-direct fold of the rows every target answered alike (:mod:`replay.compare.alike`).
+Filled by the fold (:class:`replay.compare.accumulate.Accumulator`), merged across the
+parts of a run (replay workers), read by :mod:`replay.compare.classes`.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from replay.compare.examples import Example
 from replay.compare.sketch import DistinctCounter, QuantileSketch
 
-UNSENT = ""
+UNSENT = ""  # the statement-verdict key of rows nothing was compared for
 APPLICATION_LIMIT = 256
-ROW_COLUMN = "_row"  # the row's position in the run: examples' last tie-break
-KEY_COLUMN = "_verdict_key"
 
-Example = tuple[tuple[Any, ...], dict[str, Any]]
+# An example's place among its class's: (start, session, seq, position in the run).
+SortKey = tuple[Any, str, int, int]
 
 
-def _sort_key(example: Example) -> tuple[Any, ...]:
-    return example[0]
+@dataclass(slots=True)
+class Kept:
+    """An example statement, with where it sorts among the class's others."""
+
+    key: SortKey
+    example: Example
+
+    def __lt__(self, other: Kept) -> bool:
+        return self.key < other.key
 
 
 @dataclass(slots=True)
 class ClassState:
-    """What classification keeps of one query class's statements."""
+    """What classification keeps of one query class's statements.
+
+    Exact counters (statements, statement verdicts keyed by name with ``UNSENT`` for
+    rows not compared, first and last start); sessions and applications, overall and per
+    statement verdict; latencies of the statements both sides answered and timed
+    (baseline, candidate, and the slower of the two baselines); and the first
+    ``max_examples`` statements of each statement verdict by :data:`SortKey`, from
+    which the class's examples are chosen once its verdict is known (the first of a
+    union are among the first of its parts).
+    """
 
     count: int = 0
     first: float | None = None
@@ -39,7 +56,7 @@ class ClassState:
     baseline: QuantileSketch = field(default_factory=QuantileSketch)
     candidate: QuantileSketch = field(default_factory=QuantileSketch)
     reference: QuantileSketch = field(default_factory=QuantileSketch)
-    examples: dict[str, list[Example]] = field(default_factory=dict)
+    examples: dict[str, list[Kept]] = field(default_factory=dict)
 
     def merge(self, other: ClassState, max_examples: int) -> None:
         """Fold in the state of the same class from another part of the run."""
@@ -61,18 +78,15 @@ class ClassState:
         self.baseline.merge(other.baseline)
         self.candidate.merge(other.candidate)
         self.reference.merge(other.reference)
-        for key, examples in other.examples.items():
-            for sort_key, record in examples:
-                self.keep(key, sort_key, record, max_examples)
+        for key, kept in other.examples.items():
+            for one in kept:
+                self.keep(key, one, max_examples)
 
-    def keep(
-        self, verdict: str, sort_key: tuple[Any, ...], record: dict[str, Any], max_examples: int
-    ) -> None:
-        """Keep ``record`` if it is among the first ``max_examples`` of its statement
-        verdict by ``sort_key``; the kept ones stay in that order."""
+    def keep(self, verdict: str, one: Kept, max_examples: int) -> None:
+        """Keep ``one`` if it is among the first ``max_examples`` of its statement
+        verdict; the kept ones stay in order."""
         kept = self.examples.setdefault(verdict, [])
-        kept.append((sort_key, record))
-        kept.sort(key=_sort_key)
+        bisect.insort_right(kept, one)
         del kept[max_examples:]
 
 

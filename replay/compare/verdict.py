@@ -16,25 +16,32 @@ when any class is at or above LEVEL. ``fails``, ``shape`` and ``changed`` are th
 is a finding worth reading but not breaking; ``noisy``, ``both_fail`` and ``fixed`` are
 shown for completeness and are not the migration's fault.
 
-The judging is vectorised over a DataFrame so that a capture of millions of statements
-is judged in one pass; :func:`statement_verdict` is the same rule for one row.
+:func:`judge` is the rule, written once, in plain Python over one flat outcome row (the
+dict :meth:`replay.model.outcomes.OutcomeRow.to_flat` gives and ``outcomes.jsonl``
+holds): classification calls it on every row it folds, blame through
+:func:`statement_verdict`. :func:`is_slower` is the one "slower" comparison, used by the
+statement rule and by the class rule (:mod:`replay.compare.classes`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-
-import numpy as np
-import pandas as pd
+from operator import itemgetter
+from typing import Any
 
 from replay.model.outcomes import OutcomeRow
 
 
 class Verdict(StrEnum):
-    """A statement's or a query class's verdict, declared worst first."""
+    """A statement's or a query class's verdict, declared worst first.
+
+    Hashes as its value (an Enum member hashes by its name, in Python): a verdict and its
+    name are the same key in a dict, such as a class's counts of statement verdicts.
+    """
 
     FAILS = "fails"
     SHAPE = "shape"
@@ -44,6 +51,8 @@ class Verdict(StrEnum):
     BOTH_FAIL = "both_fail"
     FIXED = "fixed"
     OK = "ok"
+
+    __hash__ = str.__hash__
 
     @property
     def severity(self) -> int:
@@ -68,7 +77,6 @@ NEVER = "never"
 FAIL_ON_LEVELS = (*(v.value for v in Verdict if v is not Verdict.OK), NEVER)
 ERROR_STATUSES = ("error", "timeout")
 UNSENT_STATUSES = ("skipped", "lost")
-_ASPECTS = ("tag", "rows", "digest")
 # PostgreSQL's FirstNormalObjectId: OIDs below it are the built-in types, the same in
 # every database; OIDs from it on are assigned as objects are created.
 FIRST_USER_OID = 16384
@@ -88,17 +96,6 @@ class Thresholds:
 
     slower_factor: float = 2.0
     slower_min_seconds: float = 0.001
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    if name in frame.columns:
-        return frame[name].astype(object).where(frame[name].notna(), None)
-    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-
-def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
-    """Elementwise ``a != b`` where two missing values are equal."""
-    return (a != b) & ~(a.isna() & b.isna())
 
 
 @lru_cache(maxsize=4096)
@@ -132,93 +129,118 @@ def comparable_columns(columns: str | None) -> str | None:
     return json.dumps([[c[0], USER_TYPE] if u else c for c, u in zip(parsed, user, strict=True)])
 
 
-def target_view(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """One target's fields, with the digest that applies to each statement as ``digest``.
-
-    The ordered digest counts only where the statement has a top-level ORDER BY;
-    otherwise the same rows in another order are the same result. Columns are as
-    :func:`comparable_columns` makes them.
-    """
-    ordered = _column(frame, "ordered").fillna(False).astype(bool)
-    fields = ("status", "tag", "rows", "columns", "sqlstate", "duration")
-    view = pd.DataFrame({name: _column(frame, f"{target}_{name}") for name in fields})
-    view["digest"] = _column(frame, f"{target}_digest").where(
-        ordered, _column(frame, f"{target}_digest_unordered")
+def is_slower(candidate: float, reference: float, limits: Thresholds) -> bool:
+    """Whether ``candidate`` seconds are slower than ``reference`` seconds: more than
+    ``slower_factor`` times as long and more than ``slower_min_seconds`` longer."""
+    return (
+        candidate > limits.slower_factor * reference
+        and candidate - reference > limits.slower_min_seconds
     )
-    view["duration"] = pd.to_numeric(view["duration"], errors="coerce").fillna(0.0)
-    view["columns"] = view["columns"].map(comparable_columns, na_action="ignore")
-    return view
 
 
-def statement_verdicts(frame: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.Series:
-    """The verdict of every row of an outcomes frame, ``None`` where nothing was compared.
+_DEFAULT = Thresholds()
+# Per ``ordered``: for the baseline, the candidate and the second baseline, the flat-row
+# keys of the parts of an answer that must agree: tag, rows, the digest that applies
+# (see judge) and columns; and itemgetters of them (one C call on the hot path).
+_TARGETS = ("baseline", "candidate", "baseline2")
+_ANSWERS = {
+    ordered: tuple(
+        (
+            f"{target}_tag",
+            f"{target}_rows",
+            f"{target}_digest" if ordered else f"{target}_digest_unordered",
+            f"{target}_columns",
+        )
+        for target in _TARGETS
+    )
+    for ordered in (False, True)
+}
+_GETTERS = {ordered: tuple(itemgetter(*keys) for keys in _ANSWERS[ordered]) for ordered in _ANSWERS}
+_NO_NOISE = (False, False, False, False)
+_OK_OR_NONE = ("ok", None)
+# The members as module constants: Verdict.OK is a slow attribute lookup (Python 3.11).
+_FAILS, _SHAPE, _CHANGED, _SLOWER = Verdict.FAILS, Verdict.SHAPE, Verdict.CHANGED, Verdict.SLOWER
+_NOISY, _BOTH_FAIL, _FIXED, _OK = Verdict.NOISY, Verdict.BOTH_FAIL, Verdict.FIXED, Verdict.OK
+
+
+def judge(row: Mapping[str, Any], limits: Thresholds = _DEFAULT) -> Verdict | None:
+    """The verdict of one flat outcome row, ``None`` where nothing was compared.
 
     Rows where the baseline or the candidate was ``skipped`` or ``lost`` (a broken
-    connection, not an answer) get ``None`` and produce no finding.
+    connection, not an answer), or has no outcome, get ``None`` and produce no finding.
+    A missing field is ``None`` (two missing values are equal); a missing or untimed
+    duration counts as 0 seconds. The ordered digest counts only where the statement has
+    a top-level ORDER BY (``ordered``); otherwise the same rows in another order are the
+    same result, and the unordered digests are compared. Columns are compared as
+    :func:`comparable_columns` makes them.
     """
-    limits = thresholds or Thresholds()
-    base, cand, base2 = (target_view(frame, t) for t in ("baseline", "candidate", "baseline2"))
-    unsent = base["status"].isin(UNSENT_STATUSES) | cand["status"].isin(UNSENT_STATUSES)
-    unsent |= base["status"].isna() | cand["status"].isna()
-    has_b2 = base2["status"].notna() & ~base2["status"].isin(UNSENT_STATUSES)
-
-    base_err = base["status"].isin(ERROR_STATUSES)
-    cand_err = cand["status"].isin(ERROR_STATUSES)
-    base2_err = base2["status"].isin(ERROR_STATUSES)
-    both_ok = ~base_err & ~cand_err
-    b2_ok = has_b2 & ~base2_err
-
-    noisy_status = has_b2 & (base_err != base2_err)
-    # An aspect changed only if the two baselines agree on it: a row count that moves
-    # while now() keeps the digests apart is still the migration's doing.
-    changed = pd.Series(False, index=frame.index)
-    noisy_result = pd.Series(False, index=frame.index)
-    for aspect in _ASPECTS:
-        baseline_noise = b2_ok & _differs(base[aspect], base2[aspect])
-        changed |= _differs(base[aspect], cand[aspect]) & ~baseline_noise
-        noisy_result |= baseline_noise
-    columns_noise = b2_ok & _differs(base["columns"], base2["columns"])
-    shape = _differs(base["columns"], cand["columns"]) & ~columns_noise
-    noisy_result |= columns_noise
-
-    reference = np.where(b2_ok, np.maximum(base["duration"], base2["duration"]), base["duration"])
-    slower = (cand["duration"] > limits.slower_factor * reference) & (
-        cand["duration"] - reference > limits.slower_min_seconds
-    )
-
-    conditions = [
-        unsent,
-        noisy_status,
-        ~base_err & cand_err,
-        base_err & ~cand_err,
-        base_err & cand_err,
-        both_ok & shape,
-        both_ok & changed,
-        both_ok & slower,
-        both_ok & noisy_result,
-    ]
-    choices = [
-        "",
-        Verdict.NOISY,
-        Verdict.FAILS,
-        Verdict.FIXED,
-        Verdict.BOTH_FAIL,
-        Verdict.SHAPE,
-        Verdict.CHANGED,
-        Verdict.SLOWER,
-        Verdict.NOISY,
-    ]
-    picked = np.select(
-        [c.to_numpy(dtype=bool) for c in conditions],
-        [str(c) for c in choices],
-        default=str(Verdict.OK),
-    )
-    verdicts = pd.Series(picked, index=frame.index, dtype=object)
-    return verdicts.where(verdicts != "", None)
+    get = row.get
+    base_status, cand_status = get("baseline_status"), get("candidate_status")
+    base2_status = get("baseline2_status")
+    if base_status == "ok" and cand_status == "ok" and (base2_status in _OK_OR_NONE):
+        has_b2 = base2_status is not None  # the common case, tested first
+    else:
+        if (
+            base_status is None
+            or cand_status is None
+            or base_status in UNSENT_STATUSES
+            or cand_status in UNSENT_STATUSES
+        ):
+            return None
+        has_b2 = base2_status is not None and base2_status not in UNSENT_STATUSES
+        base_err = base_status in ERROR_STATUSES
+        if has_b2 and base_err != (base2_status in ERROR_STATUSES):
+            return _NOISY
+        if cand_status in ERROR_STATUSES:
+            return _BOTH_FAIL if base_err else _FAILS
+        if base_err:
+            return _FIXED
+    # Both answered (and so did the second baseline, where there is one).
+    ordered = bool(get("ordered"))
+    try:
+        of_base, of_cand, of_base2 = _GETTERS[ordered]
+        base, cand = of_base(row), of_cand(row)
+        base2 = of_base2(row) if has_b2 else base
+    except KeyError:  # a row not written by the engine: a missing field is None
+        base, cand, base2 = (tuple(map(get, keys)) for keys in _ANSWERS[ordered])
+    alike = base == cand == base2 if has_b2 else base == cand
+    noise = _NO_NOISE
+    if not alike:  # (the common case is alike: every answer the same)
+        if has_b2:
+            # An aspect changed only if the two baselines agree on it: a row count that
+            # moves while now() keeps the digests apart is still the migration's doing.
+            noise = (
+                base[0] != base2[0],
+                base[1] != base2[1],
+                base[2] != base2[2],
+                _columns_differ(base[3], base2[3]),
+            )
+        if not noise[3] and _columns_differ(base[3], cand[3]):
+            return _SHAPE
+        if (
+            (base[0] != cand[0] and not noise[0])
+            or (base[1] != cand[1] and not noise[1])
+            or (base[2] != cand[2] and not noise[2])
+        ):
+            return _CHANGED
+    candidate = get("candidate_duration")
+    if candidate:  # 0 seconds (or not timed) is never slower, thresholds being >= 0
+        reference = get("baseline_duration") or 0.0
+        if has_b2:
+            reference = max(reference, get("baseline2_duration") or 0.0)
+        if is_slower(candidate, reference, limits):
+            return _SLOWER
+    return _NOISY if noise is not _NO_NOISE and any(noise) else _OK
 
 
-def statement_verdict(row: OutcomeRow, thresholds: Thresholds | None = None) -> Verdict | None:
-    """The verdict of one outcome row, by the same rule as :func:`statement_verdicts`."""
-    frame = pd.DataFrame([row.to_flat()])
-    value = statement_verdicts(frame, thresholds).iloc[0]
-    return None if value is None else Verdict(value)
+def _columns_differ(a: str | None, b: str | None) -> bool:
+    return a != b and comparable_columns(a) != comparable_columns(b)
+
+
+def statement_verdict(
+    row: OutcomeRow | Mapping[str, Any], thresholds: Thresholds | None = None
+) -> Verdict | None:
+    """The verdict of one outcome row (an :class:`OutcomeRow` or its flat form), by
+    :func:`judge`."""
+    flat = row.to_flat() if isinstance(row, OutcomeRow) else row
+    return judge(flat, thresholds or _DEFAULT)

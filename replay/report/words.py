@@ -5,6 +5,7 @@ Plain text only; each format escapes it for its own syntax.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from replay.compare import Findings, QueryClass, Verdict
@@ -63,7 +64,7 @@ def subline(findings: Findings) -> str:
     return sentence + (f" ({', '.join(others)}.)" if others else "")
 
 
-def outcome_text(outcome: dict[str, Any]) -> str:
+def outcome_text(outcome: Mapping[str, Any]) -> str:
     """One target's answer in a line: ``ERROR 42703: column ...`` or ``SELECT 3 (3 rows)``."""
     if not outcome:
         return "not replayed"
@@ -102,7 +103,7 @@ def finding_text(query_class: QueryClass) -> str:
     return MEANING[verdict]
 
 
-def columns_text(column_diff: dict[str, Any]) -> str:
+def columns_text(column_diff: Mapping[str, Any]) -> str:
     parts = [f"+{name}" for name, _ in column_diff.get("added", [])]
     parts += [f"-{name}" for name, _ in column_diff.get("dropped", [])]
     parts += [
