@@ -1,6 +1,6 @@
 """Findings: the judged query classes of one run, and their ``findings.json`` form.
 
-``findings.json`` is a contract (see DESIGN.md): ``summary`` holds the number of
+``findings.json`` is a contract (see docs/design.md): ``summary`` holds the number of
 classes per verdict (one key per verdict name) with the run's totals and the ``safe``
 flag, ``classes`` one entry per query class, worst first, each with at least
 ``fingerprint``, ``sql``, ``count``, ``verdict``, the ``baseline`` and ``candidate``
@@ -146,7 +146,7 @@ class Findings:
 
 
 def exit_code(findings: Findings, fail_on: str = "fails") -> int:
-    """1 when any class's verdict is at or above ``fail_on``, else 0 (DESIGN.md's contract).
+    """1 when any class's verdict is at or above ``fail_on``, else 0 (docs/design.md, "Exit codes").
 
     ``fail_on`` is a verdict name (see :data:`replay.compare.verdict.FAIL_ON_LEVELS`) or
     ``never``; an unknown level is bad input.

@@ -33,8 +33,8 @@ class TargetOutcome:
     ``status`` is ``ok`` (a result), ``error`` (an ErrorResponse), ``timeout``
     (statement_timeout or lock_timeout cancelled it), ``lost`` (the connection broke) or
     ``skipped`` (not sent, e.g. after a lost connection until the next transaction).
-    ``columns`` is a JSON list of ``[name, type_oid]`` pairs, kept as a string so that a
-    DataFrame column compares it directly.
+    ``columns`` is a JSON list of ``[name, type_oid]`` pairs, kept as a string so that two
+    targets' columns compare as one value.
     """
 
     status: Status
