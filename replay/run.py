@@ -112,6 +112,22 @@ def validate(options: RunOptions) -> None:
         raise BadInput("--slower-factor must be above 1")
 
 
+def _nothing_selected(options: RunOptions) -> str:
+    narrowed = [
+        name
+        for name, given in (
+            ("--since", options.since is not None),
+            ("--until", options.until is not None),
+            ("--class", bool(options.classes)),
+            ("--app", bool(options.applications)),
+        )
+        if given
+    ]
+    if narrowed:
+        return f"no statement of {options.capture} matches {' '.join(narrowed)}"
+    return f"{options.capture} holds no statement"
+
+
 def _check_reachable(targets: list[Target]) -> None:
     for target in targets:
         try:
@@ -187,13 +203,16 @@ def run_replay(
     meta = capture_meta(options.capture)
     upstream = meta.get("upstream")
     out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
     selection = Selection(
         options.since, options.until, frozenset(options.classes), frozenset(options.applications)
     )
     with tempfile.TemporaryDirectory(prefix="replay-sessions-") as workdir:
         say(f"splitting {options.capture} per session")
         split = split_capture(options.capture, workdir, selection=selection, warn=say)
+        if not split.statements:
+            # Checked before anything is cloned: "safe to deploy" about nothing is a lie.
+            raise BadInput(f"nothing to replay: {_nothing_selected(options)}")
+        out.mkdir(parents=True, exist_ok=True)  # only once the input is known good
         with _targets(options, str(upstream) if upstream else None, split.databases, say) as (
             targets,
             applied,

@@ -114,8 +114,8 @@ def classify(
 
     ``outcomes.jsonl`` is read ``chunk_rows`` lines at a time: memory follows the number
     of query classes, not the length of the run. ``accumulated``: the same rows already
-    folded as the replay wrote them (see :class:`replay.engine.EngineOptions`); the
-    file is then not read again.
+    folded as the replay wrote them (the sink of :func:`replay.engine.replay`); the
+    file is then not read again. BadInput when the folder holds no replayed statement.
     """
     from replay.targets.schema import diff
 
@@ -128,6 +128,9 @@ def classify(
         for rows in iter_outcome_rows(folder, chunk_rows):
             accumulated.add_rows(rows, origin)
     findings = findings_of(accumulated)
+    if not findings.statements:
+        # The gate never calls safe what it did not test.
+        raise BadInput(f"{folder}: no replayed statement in its outcomes; nothing was tested")
     findings.run = _run_summary(_read_json(folder / RUN_FILE))
     schema = _read_json(folder / SCHEMA_FILE)
     if schema.get("baseline") is not None and schema.get("candidate") is not None:
