@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = [
 ]
 HOSTILE_SQL = "SELECT '<script>alert(1)</script>' AS \"<b>x</b>\""
 # Breaks out of an attribute and out of a text node, whichever it lands in.
-HOSTILE = "x\" onmouseover=\"alert(1)\" '><script>alert(2)</script>"
+HOSTILE = 'x" onmouseover="alert(1)" \'><script>alert(2)</script>'
 
 
 def chromium() -> str:
@@ -216,3 +216,23 @@ def test_every_captured_value_is_text_not_markup(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_type_names_come_from_the_builtin_types(oid: object, name: str) -> None:
     assert type_name(oid) == name
+
+
+def test_schema_changes_are_labelled_not_painted_over(tmp_path: Path) -> None:
+    """A schema diff's `changed` row once took the `changed` verdict chip's solid orange,
+    which hid its own orange label: the rows keep the page's background."""
+    folder = write_run(tmp_path / "r", [row("SELECT 1", ok(), ok(), seq=i) for i in range(3)])
+    write_reports(folder, classify(folder), formats=["html"])
+    page = (folder / "report.html").read_text()
+    assert 'class="change-changed"' in page  # the fixture's schema diff has a changed row
+    shot = tmp_path / "report.png"
+    done = run_chromium(
+        tmp_path,
+        f"--screenshot={shot}",
+        "--window-size=1280,1600",
+        (folder / "report.html").as_uri(),
+    )
+    assert console_errors(done.stderr) == []
+    _, pixels = png_rows(shot, 1600)
+    orange = bytes((0xEF, 0x6C, 0x00))
+    assert sum(p == orange for p in pixels) < 3_000, "a schema row is painted solid orange"
