@@ -200,7 +200,7 @@ def test_every_captured_value_is_text_not_markup(tmp_path: Path) -> None:
     page = Page(render_html(findings))
     assert not [e for e in page.elements if e[0] == "script"]
     assert not [e for e in page.elements if "onmouseover" in e[1]]
-    assert {"tr": {"class": HOSTILE}} in [{tag: attrs} for tag, attrs in page.elements]
+    assert {"tr": {"class": f"change-{HOSTILE}"}} in [{tag: attrs} for tag, attrs in page.elements]
     texts = [t for t in page.text if HOSTILE in t]
     # sql, normalized query (twice: title and card), message (side and example), app,
     # session, parameters, column, digest, blame (migration and statement), schema diff
