@@ -33,7 +33,9 @@ def test_demo_finds_each_breaking_migration_and_blames_it(tmp_path: Path) -> Non
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr
+    # The gate's exit code, as the report says: the bundled migrations break the old code.
+    assert done.returncode == 1, done.stderr
+    assert "exit code 1" in (tmp_path / "reports" / "demo" / "report.html").read_text()
     assert "query classes break" in done.stdout
     assert "reports/demo/report.html" in done.stdout
 

@@ -34,6 +34,7 @@ def demo(out: Path, captures: Path, migrations: Path | None) -> None:
     it, runs the old application's workload through it, then replays the capture
     against a clone with four new migrations applied (one safe, three that break the
     old code in different ways) and writes the report. Needs no server or network.
+    Exits as `replay run` would: 1, since the bundled migrations break the old code.
     """
     from replay.cli.run import print_summary
     from replay.demo.runner import demo_files, run_demo
@@ -43,3 +44,6 @@ def demo(out: Path, captures: Path, migrations: Path | None) -> None:
     )
     print_summary(result)
     click.echo(f"The demo's app and migrations: {demo_files()}")
+    # The exit code is the gate's, as the report says: three of the demo's migrations
+    # break the old code on purpose, so a release gate stops them (exit 1).
+    click.get_current_context().exit(result.exit_code)
