@@ -238,3 +238,24 @@ def test_cli_report_bad_option_value_exits_2_naming_it(
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and option in errors[0], result.output
+
+
+def test_a_huge_statement_is_clipped_in_every_report_and_whole_in_the_outcomes(
+    tmp_path: Path,
+) -> None:
+    """One 2 MB statement with a 1 MB parameter once made a findings.json of several times
+    its size: every report format shows a bounded part, outcomes.jsonl keeps it whole."""
+    huge_sql = "SELECT " + ", ".join(f"'{i:08d}'" for i in range(200_000))
+    huge_param = "p" * 1_000_000
+    folder = write_run(
+        tmp_path / "r",
+        [row(huge_sql, ok(), error("42703", "m" * 500_000), params=[huge_param])],
+    )
+    write_reports(folder, classify(folder))
+    for name in ("findings.json", "report.md", "report.html", "junit.xml"):
+        text = (folder / name).read_text()
+        assert len(text) < 200_000, (name, len(text))
+        if name != "report.md":  # the pull-request comment shows one line of SQL anyway
+            assert "the whole text is in outcomes.jsonl" in text, name
+    whole = (folder / "outcomes.jsonl").read_text()
+    assert huge_sql in whole and huge_param in whole

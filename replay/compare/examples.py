@@ -15,6 +15,21 @@ from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 TARGETS = ("baseline", "candidate", "baseline2")
+# What a report shows of one text at most: a 200 MB statement must not make a 200 MB
+# findings.json (or junit.xml, report.html). The whole text stays in outcomes.jsonl.
+SHOWN_SQL = 16_000
+SHOWN_VALUE = 2_000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and how much more there is."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text):,} characters; the whole text is in outcomes.jsonl]"
+
+
+def _clip_value(value: Any) -> Any:
+    return clip(value, SHOWN_VALUE) if isinstance(value, str) else value
 
 
 class Outcome(TypedDict, total=False):
@@ -83,7 +98,7 @@ def outcome_of(row: Mapping[str, Any], target: str) -> Outcome | None:
     outcome: Outcome = {
         "status": status,
         "sqlstate": get(f"{target}_sqlstate"),
-        "message": get(f"{target}_message"),
+        "message": _clip_value(get(f"{target}_message")),
         "tag": get(f"{target}_tag"),
         "rows": int(rows) if rows is not None else None,
         "columns": json.loads(get(f"{target}_columns") or "[]"),
@@ -93,7 +108,7 @@ def outcome_of(row: Mapping[str, Any], target: str) -> Outcome | None:
     }
     sample = get(f"{target}_sample")
     if sample is not None:
-        outcome["sample"] = sample
+        outcome["sample"] = [[_clip_value(v) for v in values] for values in sample]
     return outcome
 
 
@@ -104,8 +119,8 @@ def example_of(row: Mapping[str, Any], verdict: str | None) -> Example:
         "session": str(row["session"]),
         "seq": int(row["seq"]),
         "time": iso_time(row.get("start")),
-        "sql": str(row["sql"]),
-        "params": list(params) if params is not None else [],
+        "sql": clip(str(row["sql"]), SHOWN_SQL),
+        "params": [_clip_value(p) for p in params] if params is not None else [],
         "protocol": row.get("protocol"),
         "application_name": row.get("application_name") or "",
         "verdict": verdict,
