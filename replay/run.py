@@ -110,6 +110,8 @@ def validate(options: RunOptions) -> None:
         )
     if options.slower_factor <= 1:
         raise BadInput("--slower-factor must be above 1")
+    if options.migrations is not None:
+        migrate.discover(options.migrations)  # read before anything is dumped or cloned
 
 
 def _nothing_selected(options: RunOptions) -> str:

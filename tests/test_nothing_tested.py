@@ -51,3 +51,16 @@ def test_report_of_a_folder_with_no_replayed_statement_is_not_safe(tmp_path: Pat
     assert result.exit_code == 2, result.output
     assert "nothing was tested" in result.output
     assert "Safe to deploy" not in result.output
+
+
+def test_a_missing_migrations_folder_is_said_before_anything_is_dumped(tmp_path: Path) -> None:
+    script = SessionScript("s")
+    script.simple("SELECT 1")
+    capture = write_capture(tmp_path / "capture", [script])
+    code, output = _run(
+        "--capture", capture, "--source", UNREACHABLE, "--migrations", tmp_path / "nowhere",
+        "--out", tmp_path / "report",
+    )  # fmt: skip
+    assert code == 2, output
+    assert "migrations folder not found" in output  # not the unreachable source's error
+    assert not (tmp_path / "report").exists()
