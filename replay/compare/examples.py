@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
+from replay.wire.values import params_as_text
+
 TARGETS = ("baseline", "candidate", "baseline2")
 # What a report shows of one text at most: a 200 MB statement must not make a 200 MB
 # findings.json (or junit.xml, report.html). The whole text stays in outcomes.jsonl.
@@ -115,6 +117,9 @@ def outcome_of(row: Mapping[str, Any], target: str) -> Outcome | None:
 def example_of(row: Mapping[str, Any], verdict: str | None) -> Example:
     """The example a flat outcome row makes, judged ``verdict``."""
     params = row.get("params")
+    formats = row.get("param_formats")
+    if params and formats:  # binary values shown as text, by their type
+        params = params_as_text(params, row.get("param_types") or [], formats)
     example: Example = {
         "session": str(row["session"]),
         "seq": int(row["seq"]),

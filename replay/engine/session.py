@@ -247,6 +247,8 @@ def _ordered(sql: str, query_class: str) -> bool:
 def _row(statement: Statement, application: str) -> OutcomeRow:
     sql = statement.sql
     query_class = fingerprint(sql)
+    formats = statement.param_formats
+    binary = bool(formats) and any(formats)
     return OutcomeRow(
         session=statement.session,
         seq=statement.seq,
@@ -258,4 +260,6 @@ def _row(statement: Statement, application: str) -> OutcomeRow:
         application_name=application,
         ordered=_ordered(sql, query_class),
         captured_sqlstate=statement.error.sqlstate if statement.error else None,
+        param_types=statement.param_types if binary else None,
+        param_formats=formats if binary else None,
     )

@@ -78,11 +78,17 @@ class OutcomeRow:
     captured_sqlstate: str | None = None
     cascade_of: int | None = None
     outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
+    # Only where a parameter is binary (None otherwise, and not written): the declared
+    # type OIDs and the Bind formats, so that a report can show the value as text.
+    param_types: list[int] | None = None
+    param_formats: list[int] | None = None
 
     def to_flat(self) -> dict[str, Any]:
         # Field by field: dataclasses.asdict deep-copies, which costs more than the
         # rest of a row's replay; the values are plain and written out right away.
         flat: dict[str, Any] = {k: getattr(self, k) for k in _IDENTITY}
+        if self.param_formats is not None:
+            flat["param_types"], flat["param_formats"] = self.param_types, self.param_formats
         for target, outcome in self.outcomes.items():
             for key, flat_key in _flat_keys(target):
                 value = getattr(outcome, key)
@@ -92,7 +98,7 @@ class OutcomeRow:
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> OutcomeRow:
-        row = cls(**{k: flat[k] for k in _IDENTITY if k in flat})
+        row = cls(**{k: flat[k] for k in _IDENTITY + _BINARY_PARAMS if k in flat})
         for target in TARGETS:
             if f"{target}_status" in flat:
                 fields: dict[str, Any] = {
@@ -115,6 +121,7 @@ _IDENTITY = (
     "captured_sqlstate",
     "cascade_of",
 )
+_BINARY_PARAMS = ("param_types", "param_formats")
 _OUTCOME_FIELDS = tuple(f for f in TargetOutcome.__dataclass_fields__ if f != "raw_sample")
 
 
