@@ -49,6 +49,8 @@ PRISTINE_DATABASE = "psycopg_pristine"
 HARMLESS_SQL = "CREATE TABLE zz_acceptance_unused (id int);\n"
 FALSE_FINDINGS = ("fails", "shape", "changed", "slower")
 EXAMPLES = 3
+# Where a cascaded row's root statement got what production got (or was not replayed).
+FAITHFUL_ROOT = "(root as in production)"
 
 
 class BadInput(Exception):
@@ -114,29 +116,33 @@ def outcome_key(status: str | None, sqlstate: str | None) -> str:
 
 
 def fidelity(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Statements whose baseline outcome differs from what production got, by cause.
+    """Statements whose baseline outcome differs from what production got, by change.
 
     ``rows`` are the flat lines of ``outcomes.jsonl`` (replay/model/outcomes.py). The
     baseline runs the application's code on an unmigrated clone, so each difference is
-    the replay's own inaccuracy (or genuine nondeterminism of the traffic). Rows that
-    only cascade from an earlier failure of their transaction are counted apart.
+    the replay's own inaccuracy (or genuine nondeterminism of the traffic). A row that
+    only cascades from an earlier failure of its transaction (``cascade_of``) is counted
+    under the change of that root statement, as its knock-on, not as a change of its own.
     """
-    statements = differ = cascaded = 0
-    by_change: Counter[str] = Counter()
+    statements = 0
+    roots: Counter[str] = Counter()
+    knock_ons: Counter[str] = Counter()
     examples: dict[str, list[dict[str, Any]]] = {}
+    root_change: dict[tuple[Any, Any], str] = {}
+    cascades: list[tuple[Any, Any]] = []
     for row in rows:
         statements += 1
-        production = outcome_key(
-            "error" if row.get("captured_sqlstate") else "ok", row.get("captured_sqlstate")
-        )
+        captured = row.get("captured_sqlstate")
+        production = outcome_key("error" if captured else "ok", captured)
         baseline = outcome_key(row.get("baseline_status"), row.get("baseline_sqlstate"))
         if production == baseline:
             continue
-        differ += 1
         if row.get("cascade_of") is not None:
-            cascaded += 1
+            cascades.append((row.get("session"), row.get("cascade_of")))
+            continue
         change = f"{production} -> {baseline}"
-        by_change[change] += 1
+        roots[change] += 1
+        root_change[(row.get("session"), row.get("seq"))] = change
         kept = examples.setdefault(change, [])
         if len(kept) < EXAMPLES:
             kept.append(
@@ -147,16 +153,31 @@ def fidelity(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
                     "baseline_message": _short(str(row.get("baseline_message") or "")),
                 }
             )
+    for root in cascades:
+        knock_ons[root_change.get(root, FAITHFUL_ROOT)] += 1
+    differ = sum(roots.values()) + len(cascades)
+    order = sorted(set(roots) | set(knock_ons), key=lambda c: (-roots[c], -knock_ons[c], c))
     return {
         "statements": statements,
         "differ": differ,
-        "differ_share": round(differ / statements, 6) if statements else 0.0,
-        "cascaded": cascaded,
+        "differ_share": _share(differ, statements),
+        "roots": sum(roots.values()),
+        "roots_share": _share(sum(roots.values()), statements),
+        "cascaded": len(cascades),
         "by_change": [
-            {"change": change, "count": count, "examples": examples[change]}
-            for change, count in by_change.most_common()
+            {
+                "change": c,
+                "count": roots[c],
+                "knock_ons": knock_ons[c],
+                "examples": examples.get(c, []),
+            }
+            for c in order
         ],
     }
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
 
 
 def false_findings(findings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -224,7 +245,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "| run | exit | statements | sessions | classes | "
         + " | ".join(_VERDICTS)
-        + " | baseline ≠ production | seconds |",
+        + " | baseline ≠ production: roots + cascaded | seconds |",
         "|" + "---|" * (len(_VERDICTS) + 7),
     ]
     for run in summary["runs"]:
@@ -232,7 +253,7 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {run['label']} | {run['exit_code']} | {run['error']} |")
             continue
         fid = run["fidelity"]
-        share = f"{fid['differ']} ({100 * fid['differ_share']:.2f}%)"
+        share = f"{fid['roots']} ({100 * fid['roots_share']:.2f}%) + {fid['cascaded']} cascaded"
         cells = [
             run["label"],
             run["exit_code"],
@@ -254,11 +275,14 @@ def markdown(summary: dict[str, Any]) -> str:
     if summary["runs"] and "fidelity" in summary["runs"][0]:
         lines.append(f"\nBaseline ≠ production in {summary['runs'][0]['label']}:\n")
         for change in summary["runs"][0]["fidelity"]["by_change"]:
-            example = change["examples"][0]
-            message = f": {example['baseline_message']}" if example["baseline_message"] else ""
-            lines.append(
-                f"- {change['change']}: {change['count']} (e.g. `{example['sql']}`{message})"
-            )
+            text = f"- {change['change']}: {change['count']}"
+            if change["knock_ons"]:
+                text += f" (+{change['knock_ons']} cascaded)"
+            if change["examples"]:
+                example = change["examples"][0]
+                message = example["baseline_message"]
+                text += f", e.g. `{example['sql']}`" + (f": {message}" if message else "")
+            lines.append(text)
     return "\n".join(lines) + "\n"
 
 

@@ -51,26 +51,46 @@ def test_fidelity_counts_baseline_outcomes_that_differ_from_production(script: A
         row(4, None, "error", "XX000"),
         row(5, "23505", "ok"),
         row(6, None, "error", "25P02", cascade_of=3),
-        row(7, None, "timeout", "55P03"),
-        row(8, None, "skipped"),
+        row(7, None, "error", "25P02", cascade_of=3),
+        row(8, None, "timeout", "55P03"),
+        row(9, None, "skipped"),
+        row(10, None, "error", "25P02", cascade_of=2),  # its root got what production got
     ]
     result = script.fidelity(rows)
-    assert result["statements"] == 8
-    assert result["differ"] == 6
-    assert result["cascaded"] == 1
-    assert result["differ_share"] == pytest.approx(6 / 8)
-    changes = {c["change"]: c["count"] for c in result["by_change"]}
+    assert result["statements"] == 10
+    assert result["differ"] == 8
+    assert result["roots"] == 5
+    assert result["cascaded"] == 3
+    assert result["differ_share"] == pytest.approx(8 / 10)
+    assert result["roots_share"] == pytest.approx(5 / 10)
+    changes = {c["change"]: (c["count"], c["knock_ons"]) for c in result["by_change"]}
     assert changes == {
-        "ok -> XX000": 2,
-        "23505 -> ok": 1,
-        "ok -> 25P02": 1,
-        "ok -> timeout(55P03)": 1,
-        "ok -> skipped": 1,
+        "ok -> XX000": (2, 2),
+        "23505 -> ok": (1, 0),
+        "ok -> timeout(55P03)": (1, 0),
+        "ok -> skipped": (1, 0),
+        script.FAITHFUL_ROOT: (0, 1),
     }
     first = result["by_change"][0]
     assert first["change"] == "ok -> XX000"
     assert [e["seq"] for e in first["examples"]] == [3, 4]
     assert first["examples"][0]["baseline_message"] == "boom"
+    assert "- ok -> XX000: 2 (+2 cascaded), e.g. `select 3`: boom" in script.markdown(
+        {
+            "runs": [
+                {
+                    "label": "r",
+                    "exit_code": 1,
+                    "statements": 10,
+                    "sessions": 1,
+                    "classes": 1,
+                    "verdicts": {},
+                    "seconds": 1.0,
+                    "fidelity": result,
+                }
+            ]
+        }
+    )
 
 
 def test_fidelity_keeps_few_examples(script: Any) -> None:
