@@ -64,3 +64,10 @@ def test_texts_that_differ_in_their_numbers_are_parsed_once(
     fingerprint("fetch 10 from c")
     fingerprint("fetch 20 from c")
     assert len(parsed) == 3  # not DML: every text parsed
+
+
+def test_a_text_that_was_not_utf8_gets_a_class() -> None:
+    """Regression: psycopg's suite sends non-UTF-8 bytes in SQL; the capture keeps them as
+    lone surrogates, and the class of such a text raised UnicodeEncodeError in inspect."""
+    odd = "select $$\udca4$$"
+    assert fingerprint(odd) == fingerprint(odd) and fingerprint(odd) != fingerprint("select 1")

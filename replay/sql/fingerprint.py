@@ -54,7 +54,9 @@ def _parsed_fingerprint(sql: str) -> str:
         return str(parser.fingerprint(sql))
     except Exception:  # pglast raises ParseError and, on odd input, others
         text = _SPACE.sub(" ", _LITERAL.sub("?", sql)).strip().lower()
-        return "x" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()[1:]
+        # A captured text that was not UTF-8 holds lone surrogates (surrogateescape).
+        data = text.encode("utf-8", "surrogatepass")
+        return "x" + hashlib.blake2b(data, digest_size=8).hexdigest()[1:]
 
 
 @lru_cache(maxsize=CACHED_TEXTS)
