@@ -147,7 +147,8 @@ class QuantileSketch:
 @lru_cache(maxsize=1 << 16)
 def _hash(value: str) -> int:
     # Cached: a session is counted in every chunk and class it shows up in.
-    return int.from_bytes(blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    data = value.encode("utf-8", "surrogatepass")  # a captured name may not be UTF-8
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little")
 
 
 class DistinctCounter:
