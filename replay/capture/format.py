@@ -256,9 +256,14 @@ class _Opening:
     joined: list[bytes]
 
 
-def _open_segment(segment: Path, first: bytes, second: bytes, warn: Warn) -> _Opening:
+_LOOKAHEAD = 3  # lines read past a damaged header to see whether records follow
+
+
+def _open_segment(segment: Path, first: bytes, ahead: list[bytes], warn: Warn) -> _Opening:
+    """What the first line says, given the next few lines (``ahead``): one damaged byte
+    can split the header in two, so the records to recover by may start a line later."""
     torn = not first.endswith(b"\n")
-    if torn and not second and first[: len(_HEADER_START)] == _HEADER_START[: len(first)]:
+    if torn and not ahead and first[: len(_HEADER_START)] == _HEADER_START[: len(first)]:
         # A writer stopped while it wrote a new segment's header: nothing to lose.
         warn(f"{segment}: torn header and no record: segment skipped")
         return _Opening(None, True, [])
@@ -280,7 +285,7 @@ def _open_segment(segment: Path, first: bytes, second: bytes, warn: Warn) -> _Op
         _check_version(segment, header)
         warn(f"{segment}: the header's newline is damaged; the records joined to it recovered")
         return _Opening(header, True, pieces[1:])
-    if pieces or (second.endswith(b"\n") and verified(second[:-1]) is not None):
+    if pieces or any(salvage(line) for line in ahead):
         warn(f"{segment}: damaged header skipped; its records are read by their checksums")
         return _Opening(None, True, pieces)
     raise CaptureError(f"{segment} is not a shadow-replay capture segment")
@@ -290,10 +295,21 @@ def read_header(segment: Path, warn: Warn | None = None) -> dict[str, Any] | Non
     """A segment's header; None where it is damaged but its records are readable."""
     try:
         with segment.open("rb") as handle:
-            first, second = handle.readline(), handle.readline()
+            first = handle.readline()
+            ahead = _read_ahead(handle)
     except OSError as exc:
         raise CaptureError(f"cannot read {segment}: {exc.strerror}") from exc
-    return _open_segment(segment, first, second, warn or _log_warning).header
+    return _open_segment(segment, first, ahead, warn or _log_warning).header
+
+
+def _read_ahead(handle: IO[bytes]) -> list[bytes]:
+    lines = []
+    for _ in range(_LOOKAHEAD):
+        line = handle.readline()
+        if not line:
+            break
+        lines.append(line)
+    return lines
 
 
 def capture_meta(folder: Path | str) -> dict[str, Any]:
@@ -315,13 +331,12 @@ def _segment_lines(segment: Path, warn: Warn) -> Iterator[tuple[int, bytes]]:
         raise CaptureError(f"cannot read {segment}: {exc.strerror}") from exc
     with handle:
         first = handle.readline()
-        second = handle.readline()
-        opening = _open_segment(segment, first, second, warn)
+        ahead = _read_ahead(handle)
+        opening = _open_segment(segment, first, ahead, warn)
         for joined in opening.joined:
             yield 0, joined + b"\n"
         offset = len(first)
-        pending = [second] if second else []
-        for raw in itertools.chain(pending, handle):
+        for raw in itertools.chain(ahead, handle):
             if not raw.endswith(b"\n"):
                 recovered = salvage(raw) if opening.checked else []
                 warn(
