@@ -25,6 +25,10 @@ import pytest
 from capture_builder import SessionScript, write_capture
 from click.testing import CliRunner
 
+from replay.capture.format import read_records
+from replay.capture.process import CaptureProcess
+from replay.model.records import Statement
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # mitmproxy's imports, see test_run_cli
     from replay.cli import cli
@@ -199,3 +203,24 @@ def test_report_refuses_a_folder_whose_run_never_finished(tmp_path: Path) -> Non
         f"Error: the run writing {out} has not finished (or was killed): "
         "its outcomes are partial; run it again"
     ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_a_capture_flushed(
+    tmp_path: Path, pg_server, signum: signal.Signals
+) -> None:
+    """``replay capture`` ends on SIGTERM or SIGHUP as on Ctrl-C: the open connection's
+    statements are in the capture and the summary is printed, exit 0."""
+    proxy = CaptureProcess(f"{pg_server.host}:{pg_server.port}", tmp_path / "capture")
+    proxy.start()
+    try:
+        with psycopg.connect(proxy.url("postgres"), autocommit=True) as conn:
+            conn.execute("SELECT 41 + 1")
+            assert proxy.process is not None
+            proxy.process.send_signal(signum)
+            assert proxy.process.wait(timeout=STOPPED_WITHIN) == 0
+    finally:
+        said = proxy.stop()
+    assert "captured 1 statements from 1 sessions" in said
+    statements = [r for r in read_records(tmp_path / "capture") if isinstance(r, Statement)]
+    assert [s.sql for s in statements] == ["SELECT 41 + 1"]
