@@ -224,11 +224,14 @@ def _why(exc: BaseException) -> tuple[str, str]:
 
 
 def _ended_early(out: Path, created: bool, exc: BaseException) -> None:
-    """Mark ``out`` as not finished, or remove it if this run made it and wrote nothing."""
-    if created and {p.name for p in out.iterdir()} <= {RUN_FILE}:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    _set_state(out, *_why(exc))
+    """Mark ``out`` as not finished, or remove it if this run made it and wrote nothing.
+    At best: a folder that cannot be written keeps saying "running", which is refused too,
+    and the error that ended the run is the one to report."""
+    with contextlib.suppress(OSError):
+        if created and {p.name for p in out.iterdir()} <= {RUN_FILE}:
+            shutil.rmtree(out, ignore_errors=True)
+            return
+        _set_state(out, *_why(exc))
 
 
 def check_finished(folder: Path | str) -> None:
