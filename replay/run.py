@@ -240,14 +240,13 @@ def check_finished(folder: Path | str) -> None:
     state = run.get("state", FINISHED)
     if state == FINISHED:
         return
-    if state == RUNNING:
-        raise BadInput(
-            f"the run writing {folder} has not finished (or was killed): "
-            "its outcomes are partial; run it again"
-        )
+    why = (
+        "still running, or killed"
+        if state == RUNNING
+        else f"{state}, {run.get('reason') or 'no reason recorded'}"
+    )
     raise BadInput(
-        f"the run that wrote {folder} {state} ({run.get('reason', 'no reason recorded')}): "
-        "its outcomes are partial; run it again"
+        f"{folder} holds the partial outcomes of a run that did not finish ({why}); run it again"
     )
 
 

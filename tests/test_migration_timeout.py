@@ -9,6 +9,7 @@ too long is killed with everything it started.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import warnings
 from pathlib import Path
@@ -149,3 +150,34 @@ def test_run_kills_a_migrate_command_past_the_timeout(
         "see --migration-timeout"
     )
 
+
+
+def test_a_run_that_fails_marks_an_existing_out_folder_failed(
+    tmp_path: Path, pg_server, source: str
+) -> None:
+    """The folder was there before (a previous run's reports): it now says this run
+    failed, and ``replay report`` refuses it rather than re-render stale outcomes."""
+    session = SessionScript("s1", database="shop")
+    session.simple("SELECT count(*) FROM items")
+    capture = write_capture(tmp_path / "capture", [session])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "outcomes.jsonl").write_text("")
+    folder = folder_with(tmp_path, **{"001_slow": SLEEPY})
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run", "--capture", str(capture), "--out", str(out), "--source", source,
+            "--scratch", pg_server.url, "--no-noise", "--migrations", str(folder),
+            "--migration-timeout", "1",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "failed"
+    assert run["reason"].startswith("migration 001_slow.sql timed out after 1 s")
+    report = CliRunner().invoke(cli, ["report", str(out)])
+    assert report.exit_code == 2
+    assert report.output.startswith(
+        f"Error: {out} holds the partial outcomes of a run that did not finish (failed, "
+    )

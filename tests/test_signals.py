@@ -119,8 +119,8 @@ def assert_marked_interrupted(out: Path, signame: str) -> None:
     result = CliRunner().invoke(cli, ["report", str(out)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"Error: the run that wrote {out} interrupted (stopped by {signame}): "
-        "its outcomes are partial; run it again"
+        f"Error: {out} holds the partial outcomes of a run that did not finish "
+        f"(interrupted, stopped by {signame}); run it again"
     ]
     assert not (out / "report.html").exists()
 
@@ -200,8 +200,8 @@ def test_report_refuses_a_folder_whose_run_never_finished(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["report", str(out)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"Error: the run writing {out} has not finished (or was killed): "
-        "its outcomes are partial; run it again"
+        f"Error: {out} holds the partial outcomes of a run that did not finish "
+        "(still running, or killed); run it again"
     ]
 
 
