@@ -6,6 +6,13 @@ docs/design.md: the capture is read (and split per session) first, so every targ
 checked against the capture's source before anything is sent to it; the clones are
 dropped on the way out whatever happens; the reports are rendered from the saved
 outcomes alone.
+
+Whatever ends a run, its ``--out`` folder says so: ``run.json`` holds ``state``
+"running" from the start, "finished" once the reports are written, and "interrupted"
+(a signal, Ctrl-C) or "failed" (an error) otherwise, with the reason; a folder this run
+created and wrote nothing else into is removed. :func:`check_finished` is what
+``replay report`` asks before it renders a verdict from a folder's outcomes: partial
+outcomes must never read as "safe to deploy".
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +49,8 @@ from replay.targets.target import Target
 
 RUN_FILE = "run.json"
 SCHEMA_FILE = "schema.json"
+RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
+MIGRATION_TIMEOUT = 600.0
 Notify = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
@@ -65,6 +76,7 @@ class RunOptions:
     pipeline_depth: int = DEPTH
     statement_timeout: float = 30.0
     lock_timeout: float = 5.0
+    migration_timeout: float = MIGRATION_TIMEOUT
     since: float | None = None
     until: float | None = None
     classes: tuple[str, ...] = ()
@@ -100,7 +112,8 @@ def validate(options: RunOptions) -> None:
         raise BadInput("give --migrations or --migrate-cmd, not both")
     if options.jobs < 1:
         raise BadInput("--jobs must be at least 1")
-    if options.speed < 0 or options.statement_timeout < 0 or options.lock_timeout < 0:
+    timeouts = (options.statement_timeout, options.lock_timeout, options.migration_timeout)
+    if options.speed < 0 or min(timeouts) < 0:
         raise BadInput("--speed and the timeouts cannot be negative")
     if options.since is not None and options.until is not None and options.since > options.until:
         raise BadInput("--since is after --until")
@@ -172,10 +185,16 @@ def _targets(
         applied: list[migrate.Migration] = []
         if options.migrations:
             notify(f"applying the migrations of {options.migrations}")
-            applied = migrate.apply_folder(candidate, options.migrations)
+            applied = migrate.apply_folder(
+                candidate, options.migrations, timeout=options.migration_timeout or None
+            )
         elif options.migrate_cmd:
             notify(f"running {options.migrate_cmd!r}")
-            applied = [run_recorded(candidate, options.migrate_cmd)]
+            applied = [
+                run_recorded(
+                    candidate, options.migrate_cmd, timeout=options.migration_timeout or None
+                )
+            ]
         yield list(clones.targets.values()), applied, clones
 
 
@@ -192,19 +211,98 @@ def _options_json(options: RunOptions) -> dict[str, Any]:
     }
 
 
+def _write_run(folder: Path, run: dict[str, Any]) -> None:
+    (folder / RUN_FILE).write_text(json.dumps(run, indent=1), encoding="utf-8")
+
+
+def _read_run(folder: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _set_state(folder: Path, state: str, reason: str | None = None) -> None:
+    run = _read_run(folder)
+    run["state"] = state
+    if reason is not None:
+        run["reason"] = reason
+    _write_run(folder, run)
+
+
+def _why(exc: BaseException) -> tuple[str, str]:
+    """The state and reason ``run.json`` records for a run that ``exc`` ended."""
+    signum = getattr(exc, "signum", None)  # replay.cli.Interrupted: SIGTERM, SIGHUP
+    if isinstance(signum, int):
+        return INTERRUPTED, f"stopped by {signal.Signals(signum).name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED, "stopped by Ctrl-C (SIGINT)"
+    return FAILED, str(exc) or type(exc).__name__
+
+
+def _ended_early(out: Path, created: bool, exc: BaseException) -> None:
+    """Mark ``out`` as not finished, or remove it if this run made it and wrote nothing.
+    At best: a folder that cannot be written keeps saying "running", which is refused too,
+    and the error that ended the run is the one to report."""
+    with contextlib.suppress(OSError):
+        if created and {p.name for p in out.iterdir()} <= {RUN_FILE}:
+            shutil.rmtree(out, ignore_errors=True)
+            return
+        _set_state(out, *_why(exc))
+
+
+def check_finished(folder: Path | str) -> None:
+    """BadInput unless the run that wrote ``folder`` finished (or predates ``state``)."""
+    run = _read_run(Path(folder))
+    state = run.get("state", FINISHED)
+    if state == FINISHED:
+        return
+    why = (
+        "still running, or killed"
+        if state == RUNNING
+        else f"{state}, {run.get('reason') or 'no reason recorded'}"
+    )
+    raise BadInput(
+        f"{folder} holds the partial outcomes of a run that did not finish ({why}); run it again"
+    )
+
+
 def run_replay(
     options: RunOptions,
     *,
     notify: Notify | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run the whole replay; ReplayError subclasses for bad input or setup."""
+    """Run the whole replay; ReplayError subclasses for bad input or setup.
+
+    However it ends, nothing is left behind (clones, servers, workers, temporary
+    files) and ``run.json`` in ``options.out`` says whether the run finished."""
     validate(options)
-    say: Notify = notify or (lambda message: None)
     started = time.time()
     meta = capture_meta(options.capture)
-    upstream = meta.get("upstream")
     out = Path(options.out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_run(out, {"state": RUNNING, "capture": str(options.capture), "started": started})
+    try:
+        result = _run(options, out, meta, started, notify or (lambda message: None), progress)
+    except BaseException as exc:
+        _ended_early(out, created, exc)
+        raise
+    _set_state(out, FINISHED)
+    return result
+
+
+def _run(
+    options: RunOptions,
+    out: Path,
+    meta: dict[str, Any],
+    started: float,
+    say: Notify,
+    progress: Progress | None,
+) -> RunResult:
+    upstream = meta.get("upstream")
     selection = Selection(
         options.since, options.until, frozenset(options.classes), frozenset(options.applications)
     )
@@ -214,7 +312,6 @@ def run_replay(
         if not split.statements:
             # Checked before anything is cloned: "safe to deploy" about nothing is a lie.
             raise BadInput(f"nothing to replay: {_nothing_selected(options)}")
-        out.mkdir(parents=True, exist_ok=True)  # only once the input is known good
         with _targets(options, str(upstream) if upstream else None, split.databases, say) as (
             targets,
             applied,
@@ -243,6 +340,7 @@ def run_replay(
             _save_schema(out, targets)
             shown = {t.name: t.display for t in targets}
             run = {
+                "state": RUNNING,
                 "capture": str(options.capture),
                 "started": started,
                 "finished": time.time(),
@@ -254,7 +352,7 @@ def run_replay(
                 "capture_window": {"first": split.first, "last": split.last},
                 "counts": counts.to_json(),
             }
-            (out / RUN_FILE).write_text(json.dumps(run, indent=1), encoding="utf-8")
+            _write_run(out, run)
             # Classified once, here, while the clones live: blame needs the findings.
             findings = classify(out, slower_factor=options.slower_factor, accumulated=counts.sink)
             blaming = options.blame and findings.breaking and applied

@@ -97,7 +97,8 @@ async def _serve(
         pg_capture_segment_mb=settings.segment_mb,
     )
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP as SIGTERM: a closed terminal or a supervisor ends the capture, flushed.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, master.shutdown)
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -130,7 +131,7 @@ async def _serve(
 def run_capture(
     settings: CaptureSettings, on_ready: Callable[[], None] | None = None
 ) -> RecorderStats:
-    """Serve until SIGINT/SIGTERM; returns what was recorded. SIGUSR1 closes the capture
+    """Serve until SIGINT/SIGTERM/SIGHUP; returns what was recorded. SIGUSR1 closes the capture
     and keeps forwarding every connection (recording stops, the application does not)."""
     try:
         parse_sample(str(settings.sample))

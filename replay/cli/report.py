@@ -11,6 +11,7 @@ from replay.compare import classify, exit_code
 from replay.errors import BadInput
 from replay.report import FORMATS, write_reports
 from replay.report.words import headline
+from replay.run import check_finished
 
 
 def _formats(value: str) -> tuple[str, ...]:
@@ -48,6 +49,7 @@ def report(
     exits 1 when a finding is at or above --fail-on, else 0.
     """
     chosen = _formats(formats)
+    check_finished(folder)  # partial outcomes of a stopped run must not read as safe
     findings = classify(folder, slower_factor=slower_factor, max_examples=max_examples)
     written = write_reports(folder, findings, fail_on=fail_on, formats=chosen)
     click.echo(headline(findings))

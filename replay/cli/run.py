@@ -19,7 +19,7 @@ from replay.cli.options import fail_on_option, slower_factor_option
 from replay.engine import DEPTH
 from replay.model.selection import parse_time
 from replay.report.words import blame_text, finding_text, headline, one_line
-from replay.run import RunOptions, RunResult, run_replay
+from replay.run import MIGRATION_TIMEOUT, RunOptions, RunResult, run_replay
 
 SUMMARY_CLASSES = 10
 
@@ -136,6 +136,13 @@ def print_summary(result: RunResult) -> None:
 )
 @click.option("--statement-timeout", default=30.0, show_default=True, type=float, help="Seconds.")
 @click.option("--lock-timeout", default=5.0, show_default=True, type=float, help="Seconds.")
+@click.option(
+    "--migration-timeout",
+    default=MIGRATION_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds each migration statement (or --migrate-cmd as a whole) may run; 0 = no limit.",
+)
 @click.option(
     "--since",
     callback=_time,

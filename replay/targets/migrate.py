@@ -9,6 +9,11 @@ failure names the statement, and the report can blame a single statement.
 
 ``--migrate-cmd`` runs any tool (alembic, django, dbmate, flyway, sqitch ...) with
 ``DATABASE_URL`` and the ``PG*`` variables pointing at the candidate.
+
+Neither may hang the run (``--migration-timeout``): each statement of a file gets a
+watchdog that cancels it (a server-side ``statement_timeout`` would not do: a migration
+may set its own), and a command that outlives its time is killed with every process it
+started (it runs in a session of its own, so the whole group goes).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,8 +108,38 @@ def _server_error(exc: psycopg.Error) -> str:
     return _first_line(str(exc))
 
 
-def apply(conninfo: str, migration: Migration) -> None:
-    """Apply one migration file to the database at ``conninfo``."""
+@contextlib.contextmanager
+def _watchdog(conn: psycopg.Connection[tuple[object, ...]], seconds: float | None) -> Iterator[
+    Callable[[], bool]
+]:
+    """Cancel what ``conn`` runs once ``seconds`` have passed; yields "did it fire?"."""
+    if not seconds:
+        yield lambda: False
+        return
+    fired = threading.Event()
+    cancelling = threading.Lock()
+
+    def cancel() -> None:
+        with cancelling:
+            fired.set()
+            conn.cancel_safe(timeout=10)
+
+    timer = threading.Timer(seconds, cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired.is_set
+    finally:
+        timer.cancel()
+        # A cancel under way must land before the next statement starts, or it could
+        # cancel that one instead (an idle server ignores it).
+        with cancelling:
+            pass
+
+
+def apply(conninfo: str, migration: Migration, *, timeout: float | None = None) -> None:
+    """Apply one migration file to the database at ``conninfo``; each statement is
+    cancelled after ``timeout`` seconds (None: no limit), failing the migration."""
     try:
         conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
@@ -110,25 +148,37 @@ def apply(conninfo: str, migration: Migration) -> None:
         ) from exc
     with conn:
         conn.add_notice_handler(lambda diag: None)
-        done = 0
+        done, timed_out = 0, False
         try:
             with conn.transaction() if migration.transactional else contextlib.nullcontext():
                 for statement in migration.statements:
-                    conn.execute(statement.encode())
+                    with _watchdog(conn, timeout) as fired:
+                        try:
+                            conn.execute(statement.encode())
+                        finally:
+                            timed_out = fired()
                     done += 1
         except psycopg.Error as exc:
             failed = migration.statements[min(done, len(migration.statements) - 1)]
             where = f" (statement {done + 1}: {_first_line(failed)[:80]})"
+            if timed_out and isinstance(exc, psycopg.errors.QueryCanceled):
+                raise MigrationError(
+                    f"migration {migration.name} timed out after {timeout:g} s{where}; "
+                    "see --migration-timeout"
+                ) from exc
             raise MigrationError(
                 f"migration {migration.name} failed{where}: {_server_error(exc)}"
             ) from exc
 
 
-def apply_folder(conninfo: str, folder: Path | str) -> list[Migration]:
-    """Apply every migration of ``folder`` in order; the list of those applied."""
+def apply_folder(
+    conninfo: str, folder: Path | str, *, timeout: float | None = None
+) -> list[Migration]:
+    """Apply every migration of ``folder`` in order; the list of those applied.
+    ``timeout``: seconds each statement may run (None: no limit)."""
     migrations = discover(folder)
     for migration in migrations:
-        apply(conninfo, migration)
+        apply(conninfo, migration, timeout=timeout)
     return migrations
 
 
@@ -151,22 +201,44 @@ def command_environment(conninfo: str) -> dict[str, str]:
     return env
 
 
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """Kill the command and everything it started (its own session's process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def run_command(conninfo: str, command: str, *, timeout: float | None = None) -> Migration:
-    """Run a migration tool against the candidate; MigrationError if it fails."""
+    """Run a migration tool against the candidate; MigrationError if it fails or runs
+    longer than ``timeout`` seconds (None: no limit), when it is killed, children too."""
+    # A session of its own: killing the shell alone would leave the tool running (and
+    # holding the output pipes, so that waiting for them would hang as well).
+    process = subprocess.Popen(
+        command,
+        shell=True,
+        env=command_environment(conninfo),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command,
-            shell=True,
-            env=command_environment(conninfo),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise MigrationError(f"migration command {command!r} timed out") from exc
-    if done.returncode != 0:
-        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines()]
-        detail = next((line for line in reversed(lines) if line), f"exit {done.returncode}")
+        _kill_group(process)
+        raise MigrationError(
+            f"migration command {command!r} timed out after {timeout:g} s and was killed; "
+            "see --migration-timeout"
+        ) from exc
+    except BaseException:  # Ctrl-C, SIGTERM: its own session does not get them
+        _kill_group(process)
+        raise
+    finally:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    if process.returncode != 0:
+        lines = [line.strip() for line in (stderr or stdout).splitlines()]
+        detail = next((line for line in reversed(lines) if line), f"exit {process.returncode}")
         raise MigrationError(f"migration command {command!r} failed: {detail}")
     return Migration(name=command, command=command, transactional=False)

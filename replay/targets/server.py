@@ -169,8 +169,19 @@ class EmbeddedServer:
         return options + f" -h {self.host} -p {self.port} -k {self.root}"
 
     def start(self) -> EmbeddedServer:
+        """initdb and start; whatever stops it half-way (an error, Ctrl-C, SIGTERM)
+        stops what was started and removes the folder before it propagates."""
         self._user = _service_user()
         self.root = Path(tempfile.mkdtemp(prefix="replay-pg-"))
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        assert self.root is not None
         if self._user is not None:
             import pwd
 
@@ -194,7 +205,6 @@ class EmbeddedServer:
         if self.hba is not None:
             (self.datadir / "pg_hba.conf").write_text(self.hba)
         self.pg_ctl("start")
-        return self
 
     def stop(self) -> None:
         if self.root is None:
