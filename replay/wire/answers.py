@@ -29,9 +29,21 @@ from replay.wire.pending import (
 )
 from replay.wire.state import ProtocolState
 
-_ASYNC = frozenset(
-    {m.B_NOTICE, m.B_NOTIFICATION, m.B_PARAMETER_STATUS, m.B_BACKEND_KEY_DATA, m.SSL_ANSWER}
+# Messages that answer no request: asynchronous ones (Protocol 55.2.7), the startup's.
+_UNASKED = frozenset(
+    {
+        m.B_NOTICE,
+        m.B_NOTIFICATION,
+        m.B_PARAMETER_STATUS,
+        m.B_BACKEND_KEY_DATA,
+        m.SSL_ANSWER,
+        m.B_AUTHENTICATION,
+    }
 )
+# Module constants as globals: one lookup less per server message.
+_READY = m.B_READY_FOR_QUERY
+_ERROR = m.B_ERROR
+_NEGOTIATE = m.B_NEGOTIATE_PROTOCOL
 _ANSWERED_BY_READY = (SYNC, QUERY, FUNCTION)
 
 
@@ -53,26 +65,26 @@ class AnswerHandler:
         self.state = state
 
     def on_server(self, kind: int, body: bytes, ts: float) -> None:
-        if kind == m.B_READY_FOR_QUERY:
+        if kind == _READY:
             self._on_ready(body)
             return
-        if kind in _ASYNC or kind == m.B_AUTHENTICATION:
+        if kind in _UNASKED:
             return
         state = self.state
-        if kind == m.B_NEGOTIATE_PROTOCOL:
+        if kind == _NEGOTIATE:
             if state.session is not None:
                 state.session.protocol = f"3.{m.parse_negotiate_protocol(body)}"
             return
         queue = state.queue
         if not queue:
-            if kind != m.B_ERROR:  # errors can come unasked (FATAL at startup or idle)
+            if kind != _ERROR:  # errors can come unasked (FATAL at startup or idle)
                 state.stop(f"server message {chr(kind)!r} answers no request", desync=True)
             return
         head = queue[0]
         if head.result is None and isinstance(head, QueryPending) and not head.failed:
             # More results than the split found statements: name them by the string.
             head.result = state.query_result(head, ts)
-        if kind == m.B_ERROR:
+        if kind == _ERROR:
             self._on_error(head, body, ts)
             return
         handler = self._handlers.get(kind)
