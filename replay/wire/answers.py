@@ -30,16 +30,8 @@ from replay.wire.pending import (
 from replay.wire.state import ProtocolState
 
 # Messages that answer no request: asynchronous ones (Protocol 55.2.7), the startup's.
-_UNASKED = frozenset(
-    {
-        m.B_NOTICE,
-        m.B_NOTIFICATION,
-        m.B_PARAMETER_STATUS,
-        m.B_BACKEND_KEY_DATA,
-        m.SSL_ANSWER,
-        m.B_AUTHENTICATION,
-    }
-)
+_ASYNC = (m.B_NOTICE, m.B_NOTIFICATION, m.B_PARAMETER_STATUS, m.B_BACKEND_KEY_DATA)
+_UNASKED = frozenset((*_ASYNC, m.SSL_ANSWER, m.B_AUTHENTICATION))
 # Module constants as globals: one lookup less per server message.
 _READY = m.B_READY_FOR_QUERY
 _ERROR = m.B_ERROR
