@@ -465,7 +465,8 @@ def test_state_stays_bounded_on_a_long_connection() -> None:
             (EXT_OK if not i else b.bind_complete()) + b.command_complete("SELECT 1") + b.ready(),
         )
         tracker.pop_records()
-    assert not tracker._queue and not tracker._awaiting and len(tracker._prepared) == 1
+    state = tracker.state
+    assert not state.queue and not state.awaiting and len(state.prepared) == 1
 
 
 def _conversation() -> list[tuple[bool, bytes]]:

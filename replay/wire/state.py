@@ -1,9 +1,13 @@
-"""The protocol state of one connection that request and answer handling share.
+"""The protocol state of one connection, the one object request and answer handling share.
 
 :class:`ProtocolState` holds what the server has (prepared statements, portals), what
-it still owes (the queue of :class:`~replay.wire.pending.Pending` requests) and the
-records waiting for their ReadyForQuery; the helpers here build statement records
-and keep those structures consistent when the server skips messages.
+it still owes (the queue of :class:`~replay.wire.pending.Pending` requests), the
+records waiting for their ReadyForQuery, and whether the connection is still
+recorded. Its methods are the rules that only touch that state: building statement
+records, numbering them, releasing them, and keeping names consistent when the server
+skips messages. :class:`~replay.wire.requests.RequestHandler` and
+:class:`~replay.wire.answers.AnswerHandler` each hold a reference to it; neither keeps
+state of its own (docs/design.md, the wire tracker).
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ from __future__ import annotations
 from collections import deque
 
 from replay.model.records import Record, Session, Statement
-from replay.wire import messages as m
-from replay.wire.decoder import BackendDecoder, FrontendDecoder
 from replay.wire.pending import (
     CLOSE,
     PARSE,
@@ -28,7 +30,28 @@ SECRET_NOTE = "secret redacted"
 
 
 class ProtocolState:
-    """State and shared helpers of a :class:`~replay.wire.tracker.ConnectionTracker`."""
+    """Everything one connection's tracker remembers between two messages."""
+
+    __slots__ = (
+        "awaiting",
+        "client",
+        "copy_both",
+        "copy_cap",
+        "copy_in",
+        "desync",
+        "digest_rows",
+        "portals",
+        "prepared",
+        "queue",
+        "ready",
+        "reason",
+        "seq",
+        "session",
+        "session_id",
+        "session_sent",
+        "skipping",
+        "start",
+    )
 
     def __init__(
         self,
@@ -39,31 +62,42 @@ class ProtocolState:
         digest_rows: bool = True,
         copy_cap: int = 1 << 20,
     ) -> None:
+        # What every record of the connection carries, as the capture gave it.
         self.session_id = session_id
-        self._client = client
-        self._start = start
-        self._digest_rows = digest_rows
-        self._copy_cap = copy_cap
-        # Without digests, row and COPY-out bodies are skipped by the decoder unread.
-        skip_rows = frozenset() if digest_rows else frozenset({m.B_DATA_ROW, m.B_COPY_DATA})
-        self._front = FrontendDecoder()
-        self._back = BackendDecoder(drop=skip_rows)
-        self._session: Session | None = None
-        self._session_sent = False
-        self._ready: list[Record] = []
-        self._awaiting: list[Statement] = []
-        self._queue: deque[Pending] = deque()
-        self._prepared: dict[str, Prepared] = {}
-        self._portals: dict[str, Portal] = {}
-        self._seq = 0
-        self._reason = ""
-        self._desync = False
-        self._skipping = False
-        self._copy_in: Result | None = None
-        self._copy_both = False
-        self._closed = False
+        self.client = client
+        self.start = start
+        # Whether results get row digests, and the COPY data kept per statement.
+        self.digest_rows = digest_rows
+        self.copy_cap = copy_cap
+        # The Session record, once the startup packet arrived; sent with the first
+        # records released (or at close) so that it always comes first.
+        self.session: Session | None = None
+        self.session_sent = False
+        # Records the caller may take (pop_records), and statements complete but held
+        # until the ReadyForQuery that gives their transaction status.
+        self.ready: list[Record] = []
+        self.awaiting: list[Statement] = []
+        # One item per client message that expects an answer, in order (Protocol 55.2.4).
+        self.queue: deque[Pending] = deque()
+        # The server-side names: statements by Parse, portals by Bind.
+        self.prepared: dict[str, Prepared] = {}
+        self.portals: dict[str, Portal] = {}
+        # The number of the last statement emitted (Statement.seq counts from 1).
+        self.seq = 0
+        # Why the connection is no longer recorded (empty while it is), and whether
+        # that is because we lost track of the conversation.
+        self.reason = ""
+        self.desync = False
+        # After an error in the extended protocol, client messages up to Sync are
+        # skipped by the server (Protocol 55.2.3).
+        self.skipping = False
+        # The statement whose COPY FROM STDIN data the client is sending, if any.
+        self.copy_in: Result | None = None
+        # In COPY BOTH (replication) nothing more is recorded until ReadyForQuery.
+        self.copy_both = False
 
-    def _query_result(self, item: QueryPending, ts: float) -> Result:
+    def query_result(self, item: QueryPending, ts: float) -> Result:
+        """The Result of the Query's current statement (``item.index``)."""
         statements, index = item.statements, item.index
         # One statement keeps the exact string the client sent; several are named by
         # their own text, with the whole string as the batch replay must send.
@@ -72,9 +106,10 @@ class ProtocolState:
         if item.redacted:
             statement.replayable = False
             statement.note = SECRET_NOTE
-        return Result(statement, self._digest_rows, self._copy_cap)
+        return Result(statement, self.digest_rows, self.copy_cap)
 
-    def _extended_statement(self, portal: Portal | None, portal_name: str, ts: float) -> Statement:
+    def extended_statement(self, portal: Portal | None, portal_name: str, ts: float) -> Statement:
+        """The record of an Execute (or a failed Bind) of ``portal``."""
         prepared = portal.prepared if portal is not None else None
         statement = Statement(
             self.session_id,
@@ -99,51 +134,52 @@ class ProtocolState:
             statement.note = "unknown portal" if portal is None else "unknown prepared statement"
         return statement
 
-    def _discard_until_sync(self) -> None:
+    def discard_until_sync(self) -> None:
         """The server skips every message up to the next Sync (Protocol 55.2.3): they
         produce no records and their effects on names never happened."""
-        queue = self._queue
+        queue = self.queue
         skipped = []
         while queue and queue[0].kind != SYNC:
             skipped.append(queue.popleft())
         for item in reversed(skipped):
-            self._undo(item)
+            self.undo(item)
         if not queue:
-            self._skipping = True
+            self.skipping = True
 
-    def _undo(self, item: Pending) -> None:
+    def undo(self, item: Pending) -> None:
+        """Put back the statement name a Parse or Close the server never ran changed."""
         if item.kind == PARSE:
             if item.previous is not None and item.name:
-                self._prepared[item.name] = item.previous
+                self.prepared[item.name] = item.previous
             else:
-                self._prepared.pop(item.name, None)
+                self.prepared.pop(item.name, None)
         elif item.kind == CLOSE and item.previous is not None:
-            self._prepared[item.name] = item.previous
+            self.prepared[item.name] = item.previous
 
-    def _emit(self, statement: Statement) -> None:
-        self._seq += 1
-        statement.seq = self._seq
-        self._awaiting.append(statement)
+    def emit(self, statement: Statement) -> None:
+        """Number a complete statement and hold it until the next ReadyForQuery."""
+        self.seq += 1
+        statement.seq = self.seq
+        self.awaiting.append(statement)
 
-    def _with_columns(self, item: Pending) -> Result:
-        result = item.result
-        assert result is not None
-        if isinstance(item.target, Portal):
-            result.statement.columns = list(item.target.result_columns())
-        return result
+    def release(self, tx_status: str | None = None) -> None:
+        """Hand the held statements out, after the Session; ``tx_status`` is the
+        transaction status the ReadyForQuery reported, None at close (not known)."""
+        if self.session is not None and not self.session_sent:
+            self.session_sent = True
+            self.ready.append(self.session)
+        awaiting = self.awaiting
+        if tx_status is not None:
+            for statement in awaiting:
+                statement.tx_status = tx_status  # type: ignore[assignment]
+        self.ready.extend(awaiting)
+        self.awaiting = []
 
-    def _send_session(self) -> None:
-        if self._session is not None and not self._session_sent:
-            self._session_sent = True
-            self._ready.append(self._session)
-
-    def _stop(self, reason: str, desync: bool = True) -> None:
-        self._reason = reason
-        self._desync = desync
-        self._queue.clear()
-        self._prepared.clear()
-        self._portals.clear()
-        self._copy_in = None
-
-    # Each answer handler completes the head of the queue; False means the answer does
-    # not fit the request, i.e. we lost track of the conversation.
+    def stop(self, reason: str, desync: bool = True) -> None:
+        """Stop recording the connection, forgetting what no record will need."""
+        self.reason = reason
+        self.desync = desync
+        self.queue.clear()
+        self.prepared.clear()
+        self.portals.clear()
+        self.copy_in = None

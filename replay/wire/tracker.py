@@ -12,51 +12,89 @@ order (Protocol 55.2.4), so each message that expects an answer enqueues a
 are held until the ReadyForQuery that follows them, which carries the transaction
 status they leave behind. Memory is bounded by what is pending until the next Sync plus
 the prepared statements and portals the client keeps open.
+
+The tracker is a composition: one :class:`~replay.wire.state.ProtocolState` holds all
+the connection remembers, a :class:`~replay.wire.requests.RequestHandler` reads client
+messages into it and an :class:`~replay.wire.answers.AnswerHandler` server messages;
+the tracker owns the two framers and is the only one that catches exceptions.
 """
 
 from __future__ import annotations
 
 from replay.model.records import Record, SessionEnd
-from replay.wire.answers import _DATA_ROW, AnswerHandling
-from replay.wire.requests import RequestHandling
+from replay.wire import messages as m
+from replay.wire.answers import AnswerHandler
+from replay.wire.decoder import BackendDecoder, FrontendDecoder
+from replay.wire.requests import RequestHandler
+from replay.wire.state import ProtocolState
+
+_DATA_ROW = m.B_DATA_ROW
 
 
-class ConnectionTracker(RequestHandling, AnswerHandling):
-    """Protocol state of one connection, producing its records.
+class ConnectionTracker:
+    """One connection's framers, protocol state and handlers, producing its records.
 
-    Built with :class:`~replay.wire.state.ProtocolState`'s arguments: the session id, the
-    client address, the start time, and ``digest_rows``/``copy_cap``.
+    Built with the session id, the client address, the start time, and
+    ``digest_rows``/``copy_cap`` (see :class:`~replay.wire.state.ProtocolState`).
     """
+
+    __slots__ = ("_answers", "_back", "_closed", "_front", "_requests", "session_id", "state")
+
+    def __init__(
+        self,
+        session_id: str,
+        client: str,
+        start: float,
+        *,
+        digest_rows: bool = True,
+        copy_cap: int = 1 << 20,
+    ) -> None:
+        self.session_id = session_id
+        # The one object both handlers read and change; public for tests and debugging.
+        self.state = ProtocolState(
+            session_id, client, start, digest_rows=digest_rows, copy_cap=copy_cap
+        )
+        self._requests = RequestHandler(self.state)
+        self._answers = AnswerHandler(self.state)
+        # Without digests, row and COPY-out bodies are skipped by the decoder unread.
+        skip_rows = frozenset() if digest_rows else frozenset({m.B_DATA_ROW, m.B_COPY_DATA})
+        self._front = FrontendDecoder()
+        self._back = BackendDecoder(drop=skip_rows)
+        self._closed = False
 
     @property
     def desynchronized(self) -> bool:
-        return self._desync
+        return self.state.desync
 
     @property
     def reason(self) -> str:
         """Why this connection is not (or no longer) recorded; empty while it is."""
-        return self._reason
+        return self.state.reason
 
     # -- the addon's API ---------------------------------------------------------------
 
     def client_data(self, data: bytes, ts: float) -> None:
-        if self._reason:
+        state = self.state
+        if state.reason:
             return
         try:
+            on_client = self._requests.on_client
             for kind, body in self._front.feed(data):
-                self._on_client(kind, body, ts)
-                if self._reason:
+                on_client(kind, body, ts)
+                if state.reason:
                     return
             if self._front.reason:
-                self._stop(self._front.reason)
+                state.stop(self._front.reason)
         except Exception as exc:
-            self._stop(f"internal error on client data: {type(exc).__name__}: {exc}"[:300])
+            state.stop(f"internal error on client data: {type(exc).__name__}: {exc}"[:300])
 
     def server_data(self, data: bytes, ts: float) -> None:
-        if self._reason:
+        state = self.state
+        if state.reason:
             return
         try:
-            queue = self._queue
+            queue = state.queue
+            on_server = self._answers.on_server
             for kind, body in self._back.feed(data):
                 if kind == _DATA_ROW:  # the hot path: no dispatch, no parsing
                     if queue:
@@ -64,16 +102,17 @@ class ConnectionTracker(RequestHandling, AnswerHandling):
                         if result is not None:
                             result.row(body)
                     continue
-                self._on_server(kind, body, ts)
-                if self._reason:
+                on_server(kind, body, ts)
+                if state.reason:
                     return
             if self._back.reason:
-                self._stop(self._back.reason)
+                state.stop(self._back.reason)
         except Exception as exc:
-            self._stop(f"internal error on server data: {type(exc).__name__}: {exc}"[:300])
+            state.stop(f"internal error on server data: {type(exc).__name__}: {exc}"[:300])
 
     def pop_records(self) -> list[Record]:
-        records, self._ready = self._ready, []
+        state = self.state
+        records, state.ready = state.ready, []
         return records
 
     def close(self, ts: float) -> list[Record]:
@@ -81,13 +120,12 @@ class ConnectionTracker(RequestHandling, AnswerHandling):
         if self._closed:
             return []
         self._closed = True
+        state = self.state
         try:
-            self._send_session()
-            self._ready.extend(self._awaiting)
-            self._awaiting = []
-            if self._session is None and not self._reason:
-                self._reason = "no startup message"
+            state.release()
+            if state.session is None and not state.reason:
+                state.reason = "no startup message"
         except Exception as exc:  # never let the proxy see an exception
-            self._stop(f"internal error on close: {type(exc).__name__}")
-        end = SessionEnd(self.session_id, ts, self._seq, not self._reason, self._reason)
+            state.stop(f"internal error on close: {type(exc).__name__}")
+        end = SessionEnd(self.session_id, ts, state.seq, not state.reason, state.reason)
         return [*self.pop_records(), end]
