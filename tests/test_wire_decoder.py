@@ -163,9 +163,31 @@ def test_absurd_lengths_desynchronize_without_allocating() -> None:
 
 def test_large_datarow_is_buffered_only_as_it_arrives() -> None:
     back = BackendDecoder()
-    back.feed(b"D" + struct.pack("!I", 500 << 20))  # legitimate: rows may be big
+    back.feed(b"D" + struct.pack("!I", 20 << 20))  # legitimate: rows may be big
     assert not back.desynchronized
     assert back.buffered == 5
+
+
+def test_a_message_longer_than_a_capture_records_stops_recording_without_buffering() -> None:
+    """Regression (issue 13, point 6): one 200 MB statement made the decoder peak near
+    600 MB. Past RECORD_LIMIT the connection is no longer recorded (the proxy forwards it
+    as ever) and nothing of the message is kept, however it streams in."""
+    tracemalloc.start()
+    try:
+        for decoder, kind in ((FrontendDecoder(), b"Q"), (BackendDecoder(), b"D")):
+            if isinstance(decoder, FrontendDecoder):
+                decoder.feed(b.startup({"user": "u"}))
+            length = 200 << 20
+            decoder.feed(kind + struct.pack("!I", length))
+            chunk = b"x" * (1 << 20)
+            for _ in range(length >> 20):
+                decoder.feed(chunk)
+            assert decoder.desynchronized and "no longer recorded" in decoder.reason
+            assert decoder.buffered == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
 
 
 def test_dropped_bodies_are_skipped_across_chunks() -> None:

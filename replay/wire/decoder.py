@@ -30,6 +30,10 @@ LARGE_LIMIT = (1 << 30) - 1
 # 10000 bytes (PQ_SMALL_MESSAGE_LIMIT) and libpq treats long non-data server messages
 # as a sync loss. A few MB keeps us far from false alarms.
 SMALL_LIMIT = 4 << 20
+# The longest message a capture buffers to record. A longer one (a statement or a row of
+# hundreds of MB) is legitimate, but would cost the decoder several times its size: the
+# connection is forwarded as ever and stops being recorded, with the reason.
+RECORD_LIMIT = 32 << 20
 # postmaster refuses a startup packet longer than this (MAX_STARTUP_PACKET_LENGTH).
 MAX_STARTUP_LENGTH = 10000
 # How a TLS record begins: a direct-SSL client (PostgreSQL 17 sslnegotiation=direct),
@@ -127,6 +131,12 @@ class _Framer:
                 self._bad_header(typ, length)
                 return n
             end = pos + 1 + length
+            if length > RECORD_LIMIT and typ not in drop:
+                self.reason = (
+                    f"{self.side} message {_type_name(typ)} of {length:,} bytes is longer than "
+                    f"a capture records ({RECORD_LIMIT:,}): the connection is no longer recorded"
+                )
+                return n
             if typ in drop:
                 append((typ, _EMPTY))
                 if end > n:
