@@ -10,6 +10,7 @@ are tested without a server.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 from psycopg.conninfo import conninfo_to_dict
 
 from replay.engine.startup import Timeouts, startup_conninfo
+from replay.errors import SetupError
 from replay.model.records import Session
 from replay.targets.clone import Clones
 from replay.targets.roles import Membership, SourceRole, create_statements, grant_statement
@@ -363,3 +365,41 @@ def test_a_shared_scratch_gets_the_missing_roles_and_keeps_its_own(pg_server):
         with psycopg.connect(pg_server.url, autocommit=True) as conn:
             for role in (app, dba, old, readers):
                 conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.mark.slow
+def test_a_role_the_run_may_not_create_is_a_one_line_error_naming_it(pg_server, app_role):
+    database = pg_server.create_database()
+    scratch = EmbeddedServer().start()
+    try:
+        with psycopg.connect(scratch.url(), autocommit=True) as conn:
+            conn.execute("CREATE ROLE plain LOGIN CREATEDB")  # may not create roles
+        plain = scratch.url(user="plain")
+        with pytest.raises(SetupError) as raised, Clones(pg_server.dsn(database), scratch=plain):
+            pass
+        message = str(raised.value)
+        named = re.match(r"cannot create role (\S+) on the scratch server: permission", message)
+        assert named and "\n" not in message, message
+        with psycopg.connect(pg_server.url) as conn:  # a role of the source
+            assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (named[1],)).fetchone()
+        with psycopg.connect(scratch.url()) as conn:
+            made = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'replay%'")
+            assert made.fetchall() == []
+    finally:
+        scratch.stop()
+        pg_server.drop_database(database)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--replay-role", "x", "--as-connected-user"], "not both"),
+        (["--replay-role", ""], "needs a role name"),
+    ],
+)
+def test_the_role_options_are_checked(tmp_path, extra, message):
+    capture = write_capture(tmp_path / "capture", [SessionScript("s1")])
+    code, output = run(
+        "--capture", capture, "--source", "postgresql://x/y", "--out", tmp_path / "r", *extra
+    )
+    assert code == 2 and message in output
