@@ -123,6 +123,7 @@ GRANT EXECUTE ON FUNCTION twice(int) TO {app};
 ITEM = "SELECT name FROM items WHERE id = $1"
 TWICE = "SELECT twice($1)"
 NOTES = "SELECT id, body FROM notes ORDER BY id"
+NAMED = "SELECT id FROM items WHERE name = $1"
 
 
 @pytest.fixture
@@ -144,8 +145,9 @@ def source(app_role: str, dsn: str) -> str:
 
 
 def application(url: str) -> None:
-    """A writer with transactions and upserts, a reader, and a session whose pooler
-    resets it (RESET ALL, DISCARD ALL) before it reads."""
+    """A writer with transactions and upserts, a reader, one with named prepared
+    statements, and a session whose pooler resets it (RESET ALL, DISCARD ALL) before it
+    reads."""
     with psycopg.connect(url) as writer:
         for i in range(1, 4):
             with writer.transaction():
@@ -160,6 +162,9 @@ def application(url: str) -> None:
             reader.execute(ITEM.replace("$1", "%s"), (i,))
             reader.execute(TWICE.replace("$1", "%s::int"), (i,))
         reader.execute(NOTES)
+    with psycopg.connect(url, autocommit=True) as prepared:  # named prepared statements
+        for i in (1, 2, 3):
+            prepared.execute(NAMED.replace("$1", "%s"), (f"item {i}",), prepare=True)
     with psycopg.connect(url, autocommit=True) as pooled:
         pooled.execute("RESET ALL")
         pooled.execute("DISCARD ALL")
@@ -209,8 +214,8 @@ def test_revokes_and_a_hiding_policy_are_findings(tmp_path, capture, source, app
     )
     assert code == 1, output
     found = classes(report)
-    item, twice = found[ITEM], found["SELECT twice($1::int)"]
-    for broken in (item, twice):
+    item, twice, named = found[ITEM], found["SELECT twice($1::int)"], found[NAMED]
+    for broken in (item, twice, named):
         assert broken["verdict"] == "fails" and broken["candidate"]["sqlstate"] == "42501"
     assert found[NOTES]["verdict"] == "changed"
     # Read after RESET ALL and DISCARD ALL: still as the role, so the revoke bites.
