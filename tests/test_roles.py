@@ -408,3 +408,48 @@ def test_the_role_options_are_checked(tmp_path, extra, message):
         "--capture", capture, "--source", "postgresql://x/y", "--out", tmp_path / "r", *extra
     )
     assert code == 2 and message in output
+
+
+@pytest.mark.slow
+def test_a_target_that_wants_the_roles_password_is_refused_up_front(tmp_path):
+    hba = "local all all trust\nhost all shop_app 127.0.0.1/32 scram-sha-256\n"
+    server = EmbeddedServer(hba=hba + "host all all 127.0.0.1/32 trust\n").start()
+    try:
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            conn.execute("CREATE ROLE shop_app LOGIN PASSWORD 'kept secret'")
+            for name in ("b", "c"):
+                conn.execute(f"CREATE DATABASE {name}")
+        script = SessionScript("s1", database="shop", user="shop_app")
+        script.simple("SELECT 1")
+        capture = write_capture(tmp_path / "capture", [script])
+        report = tmp_path / "report"
+        code, output = run(
+            "--capture",
+            capture,
+            "--baseline",
+            server.url("b"),
+            "--candidate",
+            server.url("c"),
+            "--out",
+            report,
+        )
+        assert code == 2
+        last = output.strip().splitlines()[-1]
+        assert "cannot replay as role shop_app on the baseline" in last
+        assert "--as-connected-user" in last
+        assert not (report / "outcomes.jsonl").exists()
+        # The option that keeps the old behaviour replays it as the URL's user.
+        code, output = run(
+            "--capture",
+            capture,
+            "--baseline",
+            server.url("b"),
+            "--candidate",
+            server.url("c"),
+            "--out",
+            report,
+            "--as-connected-user",
+        )
+        assert code == 0, output
+    finally:
+        server.stop()
