@@ -33,9 +33,10 @@ import psycopg
 
 from replay.blame import attach, blame, save
 from replay.capture.format import capture_meta
-from replay.capture.split import split_capture
+from replay.capture.split import SplitCapture, read_session, split_capture
 from replay.compare import FAIL_ON_LEVELS, Accumulator, Findings, Thresholds, classify, exit_code
 from replay.engine import DEPTH, EngineOptions, ReplayCounts, Timeouts, replay
+from replay.engine.startup import check_logins
 from replay.errors import BadInput, SetupError
 from replay.model.selection import Selection
 from replay.report import write_reports
@@ -43,6 +44,7 @@ from replay.targets import migrate
 from replay.targets.clone import Clones
 from replay.targets.conninfo import strip_password
 from replay.targets.recorded_command import run_recorded
+from replay.targets.roles import missing_roles
 from replay.targets.safety import check_safe
 from replay.targets.schema import snapshot
 from replay.targets.target import Target
@@ -84,6 +86,8 @@ class RunOptions:
     fail_on: str = "fails"
     slower_factor: float = 2.0
     blame: bool = True
+    replay_role: str | None = None  # every session as this role, not its captured one
+    as_connected_user: bool = False  # every session as the target URL's user
 
 
 @dataclass
@@ -121,6 +125,10 @@ def validate(options: RunOptions) -> None:
         raise BadInput(
             f"unknown --fail-on {options.fail_on!r} (one of {', '.join(FAIL_ON_LEVELS)})"
         )
+    if options.replay_role is not None and options.as_connected_user:
+        raise BadInput("give --replay-role or --as-connected-user, not both")
+    if options.replay_role == "":
+        raise BadInput("--replay-role needs a role name")
     if options.slower_factor <= 1:
         raise BadInput("--slower-factor must be above 1")
     if options.migrations is not None:
@@ -196,6 +204,28 @@ def _targets(
                 )
             ]
         yield list(clones.targets.values()), applied, clones
+
+
+def _check_roles(
+    options: RunOptions, split: SplitCapture, targets: list[Target], timeouts: Timeouts
+) -> None:
+    """Every role the sessions will run as exists on every target and takes the
+    replay's login: a one-line error listing what is missing, before anything is sent."""
+    if options.as_connected_user:
+        return
+    if options.replay_role:
+        roles = {options.replay_role}
+    else:
+        roles = {read_session(f.path).user for f in split.sessions} - {""}
+    for target in targets:
+        missing = missing_roles(target.conninfo, roles)
+        if missing:
+            error = SetupError if target.created else BadInput
+            raise error(
+                f"roles missing on the {target.name} {target.display}: {', '.join(missing)} "
+                "(each session runs as its captured role; or give --as-connected-user)"
+            )
+    check_logins(targets, roles, timeouts)
 
 
 def _save_schema(folder: Path, targets: list[Target]) -> None:
@@ -317,11 +347,18 @@ def _run(
             applied,
             clones,
         ):
+            timeouts = Timeouts(
+                options.statement_timeout,
+                options.lock_timeout,
+                role=options.replay_role or "",
+                captured_role=not options.as_connected_user,
+            )
+            _check_roles(options, split, targets, timeouts)
             say(f"replaying {split.statements} statements of {len(split.sessions)} sessions")
             engine = EngineOptions(
                 jobs=options.jobs,
                 speed=options.speed,
-                timeouts=Timeouts(options.statement_timeout, options.lock_timeout),
+                timeouts=timeouts,
                 depth=options.pipeline_depth,
             )
             # Every worker classifies its own rows as it writes them, in parallel.

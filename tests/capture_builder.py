@@ -30,6 +30,9 @@ class SessionScript:
     start: float = 1_700_000_000.0
     database: str = "app"
     application_name: str = "shop"
+    # The role the replay logs in as: "" (unknown) replays as the target URL's user,
+    # so a test needs no role of its own unless it is about roles.
+    user: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     statements: list[Statement] = field(default_factory=list)
 
@@ -79,7 +82,7 @@ class SessionScript:
         session = Session(
             id=self.id,
             start=self.start,
-            user="app",
+            user=self.user,
             database=self.database,
             application_name=self.application_name,
             parameters=dict(self.parameters),

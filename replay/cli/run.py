@@ -153,6 +153,16 @@ def print_summary(result: RunResult) -> None:
     callback=_time,
     help="Replay up to this time (epoch or ISO 8601, UTC unless a zone is given).",
 )
+@click.option(
+    "--replay-role",
+    metavar="NAME",
+    help="Replay every session as this role (default: each as its captured role).",
+)
+@click.option(
+    "--as-connected-user",
+    is_flag=True,
+    help="Replay every session as the target URL's user, not as its captured role.",
+)
 @click.option("--class", "classes", multiple=True, help="Replay only this query class.")
 @click.option(
     "--app", "applications", multiple=True, help="Replay only this application_name's sessions."

@@ -6,6 +6,11 @@ dropped), or :class:`Clones` makes them from ``--source``: a consistent ``pg_dum
 *candidate* and *baseline2* as ``CREATE DATABASE ... TEMPLATE baseline`` copies. The
 wheel's ``pg_dump``/``pg_restore`` are used, so any older source dumps cleanly.
 
+The source's roles are made on the scratch server first (:mod:`replay.targets.roles`),
+so the restore keeps owners, GRANTs, default privileges, policies and ENABLE/FORCE ROW
+LEVEL SECURITY: a migration that revokes a privilege or hides rows from the
+application's role changes what the replay sees, as it would in production.
+
 With ``pristine`` one more copy is made the same way before anything is migrated or
 replayed: the template blame's probes are made from (:mod:`replay.blame.probes`), so
 the source is dumped once per run. It is dropped with the clones.
@@ -29,11 +34,12 @@ from psycopg import sql
 
 from replay.errors import SetupError
 from replay.targets.conninfo import split_password, strip_password, with_database
+from replay.targets.roles import clone_roles
 from replay.targets.safety import check_safe
 from replay.targets.server import EmbeddedServer, tool
 from replay.targets.target import Target
 
-__all__ = ["TARGET_NAMES", "Clones", "dump_and_restore"]
+__all__ = ["TARGET_NAMES", "Clones", "dump", "dump_and_restore", "restore"]
 
 TARGET_NAMES = ("baseline", "candidate", "baseline2")
 Notify = Callable[[str], None]
@@ -51,30 +57,39 @@ def _run_tool(args: list[str], env: dict[str, str], what: str) -> None:
         raise SetupError(f"{what} failed: {detail.strip()}")
 
 
+def dump(source: str, folder: str, *, schema_only: bool) -> str:
+    """``pg_dump -Fc`` of ``source`` into ``folder``: the dump file's path."""
+    source_dsn, source_env = split_password(source)
+    dumped = str(Path(folder) / "source.dump")
+    args = [tool("pg_dump"), "--format=custom", f"--file={dumped}", f"--dbname={source_dsn}"]
+    if schema_only:
+        args.append("--schema-only")
+    _run_tool(args, source_env, f"pg_dump of {strip_password(source)}")
+    return dumped
+
+
+def restore(dumped: str, dest: str, *, jobs: int = 2) -> None:
+    """``pg_restore`` of a dump into the empty database ``dest``, owners and grants
+    included: the roles they name must exist (:func:`replay.targets.roles.clone_roles`)."""
+    dest_dsn, dest_env = split_password(dest)
+    # No tablespaces (the scratch server has none of the source's) and no subscriptions
+    # (a restored subscription must never reach the publisher).
+    args = [
+        tool("pg_restore"),
+        "--no-tablespaces",
+        "--no-subscriptions",
+        "--no-publications",
+        f"--jobs={jobs}",
+        f"--dbname={dest_dsn}",
+        dumped,
+    ]
+    _run_tool(args, dest_env, "pg_restore into the baseline")
+
+
 def dump_and_restore(source: str, dest: str, *, schema_only: bool, jobs: int = 2) -> None:
     """Copy ``source`` into the empty database ``dest`` (pg_dump -Fc | pg_restore)."""
-    source_dsn, source_env = split_password(source)
-    dest_dsn, dest_env = split_password(dest)
     with tempfile.TemporaryDirectory(prefix="replay-dump-") as folder:
-        dump = str(Path(folder) / "source.dump")
-        args = [tool("pg_dump"), "--format=custom", f"--file={dump}", f"--dbname={source_dsn}"]
-        if schema_only:
-            args.append("--schema-only")
-        _run_tool(args, source_env, f"pg_dump of {strip_password(source)}")
-        # No owners, grants, tablespaces or subscriptions: the scratch server has none of
-        # production's roles, and a restored subscription must never reach the publisher.
-        restore = [
-            tool("pg_restore"),
-            "--no-owner",
-            "--no-privileges",
-            "--no-tablespaces",
-            "--no-subscriptions",
-            "--no-publications",
-            f"--jobs={jobs}",
-            f"--dbname={dest_dsn}",
-            dump,
-        ]
-        _run_tool(restore, dest_env, "pg_restore into the baseline")
+        restore(dump(source, folder, schema_only=schema_only), dest, jobs=jobs)
 
 
 class Clones:
@@ -111,6 +126,7 @@ class Clones:
         self.pristine: str | None = None  # the database's name, once made
         self.server: EmbeddedServer | None = None
         self._created: list[str] = []
+        self.roles: list[str] = []  # the roles this run made on the scratch server (kept)
 
     def database_name(self, target: str) -> str:
         return f"{self.run_id}_{target}"
@@ -150,10 +166,17 @@ class Clones:
             self.server = EmbeddedServer().start()
             self.scratch = self.server.url()
         baseline = self.database_name("baseline")
-        with self._admin() as admin:
-            self._create(admin, baseline, "template0")
-        self.notify(f"dumping the source into {baseline}")
-        dump_and_restore(self.source, self._dsn(baseline), schema_only=self.schema_only)
+        with tempfile.TemporaryDirectory(prefix="replay-dump-") as folder:
+            self.notify("dumping the source")
+            dumped = dump(self.source, folder, schema_only=self.schema_only)
+            # Before the restore: it gives objects to their owners and grants to roles.
+            self.roles = clone_roles(
+                self.source, self.scratch, private=self.server is not None, notify=self.notify
+            )
+            with self._admin() as admin:
+                self._create(admin, baseline, "template0")
+            self.notify(f"restoring the source into {baseline}")
+            restore(dumped, self._dsn(baseline))
         with self._admin() as admin:
             for name in self.names[1:]:
                 self._create(admin, self.database_name(name), baseline)
