@@ -34,6 +34,7 @@ from psycopg.conninfo import make_conninfo
 from replay.errors import SetupError
 from replay.model.records import Session
 from replay.targets.conninfo import parse_conninfo
+from replay.targets.target import Target
 
 # Keys that are not run-time parameters, or that libpq sends itself.
 NOT_REPLAYED = frozenset(
