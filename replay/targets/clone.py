@@ -21,6 +21,7 @@ is created or sent.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 import time
@@ -32,7 +33,7 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 
-from replay.errors import SetupError
+from replay.errors import BadInput, SetupError
 from replay.targets.conninfo import split_password, strip_password, with_database
 from replay.targets.roles import clone_roles
 from replay.targets.safety import check_safe
@@ -68,22 +69,61 @@ def dump(source: str, folder: str, *, schema_only: bool) -> str:
     return dumped
 
 
-def restore(dumped: str, dest: str, *, jobs: int = 2) -> None:
+# No tablespaces (the scratch server has none of the source's) and no subscriptions
+# (a restored subscription must never reach the publisher).
+_RESTORE_OPTIONS = ("--no-tablespaces", "--no-subscriptions", "--no-publications")
+# What a newer pg_restore sets at the start of a restore that an older server does not
+# know: transaction_timeout is new in PostgreSQL 17.
+_NEWER_SETTINGS = re.compile(rb"^SET transaction_timeout = ")
+TRANSACTION_TIMEOUT_SINCE = 170000
+
+
+def restore(dumped: str, dest: str, *, jobs: int = 2, server_version: int | None = None) -> None:
     """``pg_restore`` of a dump into the empty database ``dest``, owners and grants
-    included: the roles they name must exist (:func:`replay.targets.roles.clone_roles`)."""
+    included: the roles they name must exist (:func:`replay.targets.roles.clone_roles`).
+
+    The wheel's pg_restore may be newer than the scratch server: for a server older than
+    PostgreSQL 17 (``server_version``, as ``server_version_num``) the restore goes as a
+    script through psql, without the settings that server does not know."""
     dest_dsn, dest_env = split_password(dest)
-    # No tablespaces (the scratch server has none of the source's) and no subscriptions
-    # (a restored subscription must never reach the publisher).
-    args = [
-        tool("pg_restore"),
-        "--no-tablespaces",
-        "--no-subscriptions",
-        "--no-publications",
-        f"--jobs={jobs}",
-        f"--dbname={dest_dsn}",
-        dumped,
-    ]
-    _run_tool(args, dest_env, "pg_restore into the baseline")
+    if server_version is not None and server_version < TRANSACTION_TIMEOUT_SINCE:
+        _restore_as_script(dumped, dest_dsn, dest_env)
+        return
+    args = [tool("pg_restore"), *_RESTORE_OPTIONS, f"--jobs={jobs}", f"--dbname={dest_dsn}"]
+    _run_tool([*args, dumped], dest_env, "pg_restore into the baseline")
+
+
+def _restore_as_script(dumped: str, dest_dsn: str, env: dict[str, str]) -> None:
+    # Messages go to files: a pipe nobody reads while the data streams could fill and stall.
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        restore = subprocess.Popen(
+            [tool("pg_restore"), *_RESTORE_OPTIONS, "--file=-", dumped],
+            stdout=subprocess.PIPE, stderr=restore_err, env=env,
+        )  # fmt: skip
+        psql = subprocess.Popen(
+            [tool("psql"), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
+             f"--dbname={dest_dsn}"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env,
+        )  # fmt: skip
+        assert restore.stdout is not None and psql.stdin is not None
+        with restore.stdout, psql.stdin:
+            try:
+                for line in restore.stdout:
+                    if not _NEWER_SETTINGS.match(line):
+                        psql.stdin.write(line)
+            except BrokenPipeError:
+                pass  # psql stopped on an error: said below
+        restore.wait()
+        psql.wait()
+        for program, process, err in (
+            ("pg_restore", restore, restore_err),
+            ("psql", psql, psql_err),
+        ):
+            if process.returncode != 0:
+                err.seek(0)
+                lines = [line.strip() for line in err.read().decode(errors="replace").splitlines()]
+                detail = next((line for line in lines if line), f"exit {process.returncode}")
+                raise SetupError(f"{program} into the baseline failed: {detail}")
 
 
 def dump_and_restore(source: str, dest: str, *, schema_only: bool, jobs: int = 2) -> None:
@@ -166,6 +206,7 @@ class Clones:
             self.server = EmbeddedServer().start()
             self.scratch = self.server.url()
         baseline = self.database_name("baseline")
+        scratch_version = self._check_versions()
         with tempfile.TemporaryDirectory(prefix="replay-dump-") as folder:
             self.notify("dumping the source")
             dumped = dump(self.source, folder, schema_only=self.schema_only)
@@ -176,7 +217,7 @@ class Clones:
             with self._admin() as admin:
                 self._create(admin, baseline, "template0")
             self.notify(f"restoring the source into {baseline}")
-            restore(dumped, self._dsn(baseline))
+            restore(dumped, self._dsn(baseline), server_version=scratch_version)
         with self._admin() as admin:
             for name in self.names[1:]:
                 self._create(admin, self.database_name(name), baseline)
@@ -186,6 +227,25 @@ class Clones:
         self.targets = {
             name: Target(name, self._dsn(self.database_name(name)), True) for name in self.names
         }
+
+    def _check_versions(self) -> int:
+        """The scratch server's ``server_version_num``; BadInput, before anything is
+        dumped, when it is of an older major version than the source (a clone is made
+        on the source's major version or newer)."""
+        with self._admin() as admin:
+            scratch = int(str(admin.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
+        try:
+            with psycopg.connect(self.source, connect_timeout=10) as conn:
+                source = int(str(conn.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
+        except psycopg.Error:
+            return scratch  # pg_dump says what is wrong with the source
+        if scratch // 10000 < source // 10000:
+            raise BadInput(
+                f"the scratch server is PostgreSQL {scratch // 10000}, older than the source "
+                f"(PostgreSQL {source // 10000}): give a --scratch of version "
+                f"{source // 10000} or newer"
+            )
+        return scratch
 
     def _dsn(self, database: str) -> str:
         assert self.scratch is not None

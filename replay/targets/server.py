@@ -49,6 +49,17 @@ def tool(name: str) -> str:
     return found
 
 
+def major_version(folder: Path | None = None) -> int:
+    """The major version of the PostgreSQL programs in ``folder`` (the wheel's by default),
+    from ``pg_ctl --version`` ("pg_ctl (PostgreSQL) 15.18" gives 15)."""
+    program = str(folder / "pg_ctl") if folder is not None else tool("pg_ctl")
+    try:
+        out = subprocess.run([program, "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SetupError(f"cannot run {program} --version: {exc}") from exc
+    return int(out.stdout.split()[-1].split(".")[0])
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -98,9 +109,12 @@ class EmbeddedServer:
         port: int | None = None,
         settings: dict[str, str] | None = None,
         hba: str | None = None,
+        bin: Path | None = None,
     ) -> None:
-        """``hba``: the text of pg_hba.conf, for tests of password logins (default trust)."""
+        """``hba``: the text of pg_hba.conf, for tests of password logins (default trust);
+        ``bin``: the folder of another PostgreSQL's programs (default: the wheel's)."""
         self.hba = hba
+        self.bin = bin
         self.host = host
         self.port = port or free_port(host)
         self.settings = {
@@ -143,14 +157,19 @@ class EmbeddedServer:
         except subprocess.TimeoutExpired as exc:
             raise SetupError(f"embedded PostgreSQL: {Path(args[0]).name} timed out") from exc
 
+    def _program(self, name: str) -> str:
+        return str(self.bin / name) if self.bin is not None else tool(name)
+
     def pg_ctl(self, action: str) -> None:
         """Stop or start this cluster in place (``stop``, ``start``): an upstream restart."""
         if action == "stop":
-            self._run([tool("pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"])
+            self._run(
+                [self._program("pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
+            )
         else:
             self._run(
                 [
-                    tool("pg_ctl"),
+                    self._program("pg_ctl"),
                     "-D",
                     str(self.datadir),
                     "-w",
@@ -186,12 +205,12 @@ class EmbeddedServer:
             import pwd
 
             entry = pwd.getpwnam(self._user)
-            _open_to(bin_dir())
+            _open_to(self.bin or bin_dir())
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             _open_to(self.root)
         self._run(
             [
-                tool("initdb"),
+                self._program("initdb"),
                 "-D",
                 str(self.datadir),
                 "--auth=trust",
@@ -212,7 +231,15 @@ class EmbeddedServer:
         if (self.datadir / "postmaster.pid").exists():
             with contextlib.suppress(SetupError):
                 self._run(
-                    [tool("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
+                    [
+                        self._program("pg_ctl"),
+                        "-D",
+                        str(self.datadir),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ],
                     timeout=60,
                 )
         shutil.rmtree(self.root, ignore_errors=True)
