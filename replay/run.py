@@ -79,6 +79,7 @@ class RunOptions:
     statement_timeout: float = 30.0
     lock_timeout: float = 5.0
     migration_timeout: float = MIGRATION_TIMEOUT
+    applied_versions: str | None = None
     since: float | None = None
     until: float | None = None
     classes: tuple[str, ...] = ()
@@ -114,6 +115,8 @@ def validate(options: RunOptions) -> None:
         raise BadInput("--migrations, --migrate-cmd and --scratch need --source (clones)")
     if options.migrations and options.migrate_cmd:
         raise BadInput("give --migrations or --migrate-cmd, not both")
+    if options.applied_versions and not options.migrations:
+        raise BadInput("--applied-versions goes with --migrations (a folder of .sql files)")
     if options.jobs < 1:
         raise BadInput("--jobs must be at least 1")
     timeouts = (options.statement_timeout, options.lock_timeout, options.migration_timeout)
@@ -194,8 +197,15 @@ def _targets(
         if options.migrations:
             notify(f"applying the migrations of {options.migrations}")
             applied = migrate.apply_folder(
-                candidate, options.migrations, timeout=options.migration_timeout or None
+                candidate,
+                options.migrations,
+                timeout=options.migration_timeout or None,
+                applied_versions=options.applied_versions,
             )
+            if options.applied_versions:
+                notify(
+                    f"applied {len(applied)} pending migrations (not in {options.applied_versions})"
+                )
         elif options.migrate_cmd:
             notify(f"running {options.migrate_cmd!r}")
             applied = [

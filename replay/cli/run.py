@@ -137,6 +137,13 @@ def print_summary(result: RunResult) -> None:
 @click.option("--statement-timeout", default=30.0, show_default=True, type=float, help="Seconds.")
 @click.option("--lock-timeout", default=5.0, show_default=True, type=float, help="Seconds.")
 @click.option(
+    "--applied-versions",
+    metavar="TABLE[:COLUMN]",
+    help="Apply only the --migrations the source has not recorded in TABLE's COLUMN "
+    "(default: version), as dbmate, golang-migrate or Rails record them; a file's version "
+    "is its leading number.",
+)
+@click.option(
     "--migration-timeout",
     default=MIGRATION_TIMEOUT,
     show_default=True,

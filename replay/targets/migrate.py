@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pglast
 import psycopg
+from psycopg import sql
 
 from replay.errors import BadInput, MigrationError
 from replay.sql.fingerprint import statement_kind
@@ -109,9 +110,9 @@ def _server_error(exc: psycopg.Error) -> str:
 
 
 @contextlib.contextmanager
-def _watchdog(conn: psycopg.Connection[tuple[object, ...]], seconds: float | None) -> Iterator[
-    Callable[[], bool]
-]:
+def _watchdog(
+    conn: psycopg.Connection[tuple[object, ...]], seconds: float | None
+) -> Iterator[Callable[[], bool]]:
     """Cancel what ``conn`` runs once ``seconds`` have passed; yields "did it fire?"."""
     if not seconds:
         yield lambda: False
@@ -171,12 +172,49 @@ def apply(conninfo: str, migration: Migration, *, timeout: float | None = None) 
             ) from exc
 
 
+_VERSION = re.compile(r"^(\d+)")
+
+
+def version_of(name: str) -> str:
+    """The version a migration tool records for a file: its leading digits, without
+    leading zeros (``0003_add_title.sql`` is 3, as golang-migrate, dbmate, Rails and
+    sqitch-style names number them), else its name without ``.sql``."""
+    found = _VERSION.match(name)
+    return str(int(found[1])) if found else name.removesuffix(".sql")
+
+
+def recorded_versions(conninfo: str, table: str) -> set[str]:
+    """The versions the database records as applied, from ``TABLE[:COLUMN]`` (``TABLE``
+    may be schema-qualified; column ``version`` by default), normalized as
+    :func:`version_of` numbers files."""
+    relation, _, column = table.partition(":")
+    name = sql.Identifier(*relation.split("."))
+    query = sql.SQL("SELECT {}::text FROM {}").format(sql.Identifier(column or "version"), name)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            rows = conn.execute(query).fetchall()
+    except psycopg.Error as exc:
+        raise BadInput(
+            f"--applied-versions {table}: cannot read the applied versions: {_server_error(exc)}"
+        ) from exc
+    return {str(int(v)) if str(v).isdigit() else str(v) for (v,) in rows if v is not None}
+
+
 def apply_folder(
-    conninfo: str, folder: Path | str, *, timeout: float | None = None
+    conninfo: str,
+    folder: Path | str,
+    *,
+    timeout: float | None = None,
+    applied_versions: str | None = None,
 ) -> list[Migration]:
-    """Apply every migration of ``folder`` in order; the list of those applied.
-    ``timeout``: seconds each statement may run (None: no limit)."""
+    """Apply the migrations of ``folder`` in order; the list of those applied.
+    ``timeout``: seconds each statement may run (None: no limit). ``applied_versions``:
+    where the database records the versions already applied (``TABLE[:COLUMN]``); those
+    files are skipped: the snapshot already has them."""
     migrations = discover(folder)
+    if applied_versions:
+        done = recorded_versions(conninfo, applied_versions)
+        migrations = [m for m in migrations if version_of(m.name) not in done]
     for migration in migrations:
         apply(conninfo, migration, timeout=timeout)
     return migrations
