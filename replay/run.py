@@ -115,6 +115,13 @@ def validate(options: RunOptions) -> None:
         raise BadInput("--migrations, --migrate-cmd and --scratch need --source (clones)")
     if options.migrations and options.migrate_cmd:
         raise BadInput("give --migrations or --migrate-cmd, not both")
+    if options.source and options.migrations is None and not options.migrate_cmd:
+        # Without migrations the candidate is the baseline: nothing would be tested. An
+        # empty folder, given on purpose, is a replay of noise alone (the acceptance run).
+        raise BadInput(
+            "give --migrations DIR or --migrate-cmd CMD: without them the candidate is the "
+            "baseline and nothing is tested (an empty folder replays with no change)"
+        )
     if options.applied_versions and not options.migrations:
         raise BadInput("--applied-versions goes with --migrations (a folder of .sql files)")
     if options.jobs < 1:

@@ -64,3 +64,17 @@ def test_a_missing_migrations_folder_is_said_before_anything_is_dumped(tmp_path:
     assert code == 2, output
     assert "migrations folder not found" in output  # not the unreachable source's error
     assert not (tmp_path / "report").exists()
+
+
+def test_a_cloned_run_without_migrations_is_bad_input(tmp_path: Path) -> None:
+    """Without --migrations or --migrate-cmd the candidate is the baseline: a "safe" from
+    such a run tested nothing. An empty folder, given on purpose, stays allowed."""
+    script = SessionScript("s")
+    script.simple("SELECT 1")
+    capture = write_capture(tmp_path / "capture", [script])
+    code, output = _run(
+        "--capture", capture, "--source", UNREACHABLE, "--out", tmp_path / "report"
+    )  # fmt: skip
+    assert code == 2, output
+    assert "nothing is tested" in output
+    assert not (tmp_path / "report").exists()

@@ -405,7 +405,8 @@ def test_a_role_the_run_may_not_create_is_a_one_line_error_naming_it(pg_server, 
 def test_the_role_options_are_checked(tmp_path, extra, message):
     capture = write_capture(tmp_path / "capture", [SessionScript("s1")])
     code, output = run(
-        "--capture", capture, "--source", "postgresql://x/y", "--out", tmp_path / "r", *extra
+        "--capture", capture, "--source", "postgresql://x/y", "--migrations", tmp_path,
+        "--out", tmp_path / "r", *extra,
     )
     assert code == 2 and message in output
 

@@ -230,8 +230,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 
 def test_a_missing_capture_exits_2(tmp_path):
     result = invoke(
-        "--capture", tmp_path / "nope", "--source", "postgresql://x/y", "--out", tmp_path / "report"
-    )
+        "--capture", tmp_path / "nope", "--source", "postgresql://x/y", "--migrations", tmp_path,
+        "--out", tmp_path / "report",
+    )  # fmt: skip
     assert result.exit_code == 2 and "capture not found" in result.output
 
 

@@ -139,14 +139,15 @@ def test_a_stop_signal_drops_the_clones_stops_the_workers_and_marks_the_folder(
     capture = slow_capture(tmp_path / "capture")
     out = tmp_path / "report"
     before = run_databases(pg_server.url)
+    (tmp_path / "migrations").mkdir()  # none: a replay with no change
     replay = ReplayProcess(
         "--capture", capture, "--out", out, "--source", source, "--scratch", pg_server.url,
-        "--no-noise", "--jobs", "4",
+        "--migrations", tmp_path / "migrations", "--no-noise", "--jobs", "4",
     )  # fmt: skip
     replay.wait_for("replaying")
     time.sleep(1.0)  # well into the replay: workers forked, statements in flight
     clones = run_databases(pg_server.url) - before
-    assert len(clones) == 2, clones  # baseline and candidate, as the test expects
+    assert len(clones) == 3, clones  # baseline, candidate and blame's pristine copy
     children = descendants(replay.process.pid)
     assert children, "the replay runs in worker processes"
 
@@ -167,9 +168,11 @@ def test_sigterm_without_scratch_stops_the_embedded_server_and_removes_its_folde
     temporary = tmp_path / "tmp"  # the run's own TMPDIR: what it leaves there is its own
     temporary.mkdir()
     env = {**os.environ, "TMPDIR": str(temporary)}
+    (tmp_path / "migrations").mkdir()
     replay = ReplayProcess(
-        "--capture", capture, "--out", out, "--source", source, "--no-noise", env=env
-    )
+        "--capture", capture, "--out", out, "--source", source, "--no-noise",
+        "--migrations", tmp_path / "migrations", env=env,
+    )  # fmt: skip
     replay.wait_for("replaying")
     time.sleep(1.0)
     [server_folder] = temporary.glob("replay-pg-*")
