@@ -145,6 +145,13 @@ def validate(options: RunOptions) -> None:
         migrate.discover(options.migrations)  # read before anything is dumped or cloned
 
 
+def _has_migrations(options: RunOptions) -> bool:
+    """Whether there is anything to blame, so that blame's template is worth making."""
+    if options.migrate_cmd:
+        return True
+    return options.migrations is not None and bool(migrate.discover(options.migrations))
+
+
 def _nothing_selected(options: RunOptions) -> str:
     narrowed = [
         name
@@ -197,7 +204,7 @@ def _targets(
         upstream=upstream,
         captured_databases=databases,
         notify=notify,
-        pristine=options.blame and bool(options.migrations or options.migrate_cmd),
+        pristine=options.blame and _has_migrations(options),
     ) as clones:
         candidate = clones.targets["candidate"].conninfo
         applied: list[migrate.Migration] = []
