@@ -16,7 +16,7 @@ import pytest
 from conftest import PgServer, start_capture
 
 from replay.capture.format import read_records
-from replay.model.records import Statement
+from replay.model.records import SessionEnd, Statement
 from replay.targets.server import free_port
 
 pytestmark = pytest.mark.slow
@@ -51,6 +51,9 @@ def test_sigusr1_closes_the_capture_and_keeps_every_connection_relayed(
     assert proxy.process is not None and proxy.process.returncode == 0, messages
     assert "SELECT 'recorded'" in closed
     assert _statements(out) == closed  # nothing recorded after the window closed
+    # The connection open across the window's end was recorded up to it, not "fell behind".
+    ends = [r for r in read_records(out) if isinstance(r, SessionEnd)]
+    assert ends and all(end.recorded for end in ends), ends
 
 
 def _messages(proxy: object) -> str:

@@ -33,6 +33,10 @@ from replay.errors import CaptureError
 
 log = logging.getLogger(__name__)
 
+# Backlog.limit once the capture is closed while the proxy goes on: below any backlog,
+# so that every tap turns itself off at its next chunk, and told apart from -1 (the
+# decoder died).
+WINDOW_CLOSED = -2
 FEED_INTERVAL = 0.002  # seconds between two handovers to the decoder when traffic is light
 BATCH_BYTES = 1 << 20
 
@@ -76,7 +80,10 @@ class ConnectionTap:
         backlog = self._backlog
         if backlog.added - backlog.removed >= backlog.limit:
             self.enabled = False
-            kind, data = frames.OVERLOAD, b""
+            # A closed capture window ends the session as recorded up to here; a decoder
+            # that fell behind (or died) ends it as not recorded.
+            kind = frames.CLOSED if backlog.limit == WINDOW_CLOSED else frames.OVERLOAD
+            data = b""
         backlog.added += len(data)
         backlog.put((self.id, kind, data, time.time()))
 
@@ -153,7 +160,7 @@ class Recorder:
             return
         self._stopped = True
         self._dead = True  # no tap for a new connection
-        self._backlog.limit = -1  # an open connection's tap turns itself off
+        self._backlog.limit = WINDOW_CLOSED  # an open connection's tap turns itself off
         self._stopping = True
         if self._feeder.is_alive():
             self._feeder.join()
