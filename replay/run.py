@@ -426,6 +426,7 @@ def _run(
                     scratch=clones.scratch,
                     pristine=clones.pristine,
                     timeouts=engine.timeouts,
+                    migration_timeout=options.migration_timeout or None,
                     notify=say,
                 )
                 save(out, blamed)

@@ -44,6 +44,7 @@ def blame(
     scratch: str,
     pristine: str,
     timeouts: Timeouts | None = None,
+    migration_timeout: float | None = None,
     notify: Notify | None = None,
 ) -> Blames:
     """Blame every breaking class of ``classes`` on ``migrations``.
@@ -63,7 +64,7 @@ def blame(
         wanted = {key for keys in examples.values() for key in keys}
         prober = Prober(
             migrations, example_sessions(split, wanted, Path(workdir)), examples,
-            scratch=scratch, pristine=pristine,
+            scratch=scratch, pristine=pristine, migration_timeout=migration_timeout,
             # One session at a time: every probe replays them in the same order.
             options=EngineOptions(jobs=1, timeouts=timeouts or Timeouts()),
         )  # fmt: skip

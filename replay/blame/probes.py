@@ -83,6 +83,7 @@ class Prober:
         scratch: str,
         pristine: str,
         options: EngineOptions,
+        migration_timeout: float | None = None,
     ) -> None:
         self.migrations = migrations
         self.split = split
@@ -91,6 +92,7 @@ class Prober:
         self.scratch = scratch
         self.pristine = pristine
         self.options = options
+        self.migration_timeout = migration_timeout  # as the run's own migrations have
         self.probes = 0
         self._cache: dict[Plan, dict[Key, OutcomeRow] | None] = {}
 
@@ -125,7 +127,7 @@ class Prober:
                 for index, count in plan:
                     migration = self.migrations[index]
                     part = dataclasses.replace(migration, statements=migration.statements[:count])
-                    migrate.apply(conninfo, part)
+                    migrate.apply(conninfo, part, timeout=self.migration_timeout)
             except MigrationError:
                 return None
             with tempfile.TemporaryDirectory(prefix="replay-probe-") as out:

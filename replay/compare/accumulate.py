@@ -50,9 +50,7 @@ class _Chunk:
 
     sessions: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     applications: set[tuple[str, str, str]] = field(default_factory=set)
-    latency: dict[str, tuple[list[float], list[float], list[float]]] = field(
-        default_factory=dict
-    )
+    latency: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
     jitter: list[float] = field(default_factory=list)
     failures: list[tuple[str, int, str]] = field(default_factory=list)
     cascades: list[CascadeKey] = field(default_factory=list)

@@ -21,6 +21,7 @@ is created or sent.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import tempfile
@@ -106,13 +107,11 @@ def _restore_as_script(dumped: str, dest_dsn: str, env: dict[str, str]) -> None:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env,
         )  # fmt: skip
         assert restore.stdout is not None and psql.stdin is not None
-        with restore.stdout, psql.stdin:
-            try:
-                for line in restore.stdout:
-                    if not _NEWER_SETTINGS.match(line):
-                        psql.stdin.write(line)
-            except BrokenPipeError:
-                pass  # psql stopped on an error: said below
+        # psql may stop on an error (said below), also while the last lines are flushed.
+        with contextlib.suppress(BrokenPipeError), restore.stdout, psql.stdin:
+            for line in restore.stdout:
+                if not _NEWER_SETTINGS.match(line):
+                    psql.stdin.write(line)
         restore.wait()
         psql.wait()
         for program, process, err in (
@@ -232,8 +231,11 @@ class Clones:
         """The scratch server's ``server_version_num``; BadInput, before anything is
         dumped, when it is of an older major version than the source (a clone is made
         on the source's major version or newer)."""
-        with self._admin() as admin:
-            scratch = int(str(admin.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
+        try:
+            with self._admin() as admin:
+                scratch = int(str(admin.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
+        except psycopg.Error as exc:
+            raise SetupError(f"the scratch server's version: {str(exc).strip()}") from exc
         try:
             with psycopg.connect(self.source, connect_timeout=10) as conn:
                 source = int(str(conn.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]

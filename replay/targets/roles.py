@@ -256,5 +256,11 @@ def clone_roles(source: str, scratch: str, *, private: bool, notify: Notify) -> 
 def missing_roles(conninfo: str, names: Iterable[str]) -> list[str]:
     """Which of ``names`` the server at ``conninfo`` has no role for, sorted."""
     wanted = sorted(set(names))
-    with psycopg.connect(conninfo, connect_timeout=10) as conn:
-        return [n for n in wanted if n not in existing_roles(conn, wanted)]
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            found = existing_roles(conn, wanted)
+    except psycopg.Error as exc:
+        raise SetupError(
+            f"cannot read the roles of {strip_password(conninfo)}: {_one_line(exc)}"
+        ) from exc
+    return [n for n in wanted if n not in found]
