@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -30,6 +31,7 @@ from replay.engine import EngineOptions, replay
 from replay.errors import MigrationError, SetupError
 from replay.model.outcomes import OutcomeRow, iter_outcomes
 from replay.targets import migrate
+from replay.targets.clone import drop_database
 from replay.targets.conninfo import with_database
 from replay.targets.target import Target
 
@@ -141,17 +143,24 @@ class Prober:
     @contextmanager
     def _database(self) -> Iterator[str]:
         name = f"{self.pristine}_p{uuid.uuid4().hex[:6]}"
-        admin(self.scratch, sql.SQL("CREATE DATABASE {} TEMPLATE {}"), name, self.pristine)
+        with scratch_connection(self.scratch) as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(self.pristine)
+                )
+            )
         try:
             yield with_database(self.scratch, name)
         finally:
-            admin(self.scratch, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)"), name)
+            with scratch_connection(self.scratch) as admin:
+                drop_database(admin, name)
 
 
-def admin(scratch: str, statement: sql.SQL, *names: str) -> None:
-    """Run one statement about databases (their names quoted) on the scratch server."""
+@contextmanager
+def scratch_connection(scratch: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the scratch server; its errors as one line (SetupError)."""
     try:
         with psycopg.connect(scratch, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(statement.format(*(sql.Identifier(n) for n in names)))
+            yield conn
     except psycopg.Error as exc:
         raise SetupError(f"blame: {str(exc).strip().splitlines()[0]}") from None

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -129,6 +130,23 @@ def dump_and_restore(source: str, dest: str, *, schema_only: bool, jobs: int = 2
     """Copy ``source`` into the empty database ``dest`` (pg_dump -Fc | pg_restore)."""
     with tempfile.TemporaryDirectory(prefix="replay-dump-") as folder:
         restore(dump(source, folder, schema_only=schema_only), dest, jobs=jobs)
+
+
+def drop_database(admin: psycopg.Connection[Any], name: str) -> None:
+    """Drop ``name`` and end the sessions still in it: ``WITH (FORCE)`` from PostgreSQL
+    13 on, before that by terminating them first."""
+    force = admin.info.server_version >= 130000
+    if not force:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+    admin.execute(
+        sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
+            sql.Identifier(name), sql.SQL(" WITH (FORCE)" if force else "")
+        )
+    )
 
 
 class Clones:
@@ -272,19 +290,8 @@ class Clones:
         if not self._created or self.scratch is None:
             return
         with self._admin() as admin:
-            force = admin.info.server_version >= 130000
             for db in reversed(self._created):
-                if not force:
-                    admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()",
-                        (db,),
-                    )
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
-                        sql.Identifier(db), sql.SQL(" WITH (FORCE)" if force else "")
-                    )
-                )
+                drop_database(admin, db)
         self._created.clear()
 
     def _cleanup(self) -> None:
