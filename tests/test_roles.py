@@ -105,6 +105,17 @@ def test_the_urls_own_user_keeps_its_password() -> None:
     assert conninfo_to_dict(startup_conninfo(URL, session, Timeouts()))["password"] == "secret"
 
 
+def test_a_url_without_user_logs_in_as_pguser_and_keeps_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libpq's default user is PGUSER: a session captured as that role is the URL's own.
+    monkeypatch.setenv("PGUSER", "shop_app")
+    session = Session("s1", 0.0, user="shop_app")
+    bare_url = "postgresql://:secret@127.0.0.1:5432/shop_baseline"
+    params = conninfo_to_dict(startup_conninfo(bare_url, session, Timeouts()))
+    assert params.get("password") == "secret"
+
+
 # --- end to end: captured as the application's role, replayed as it -----------------
 
 SCHEMA = """

@@ -24,7 +24,6 @@ throwaway scratch server trusts local connections; on any other target
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ from psycopg.conninfo import make_conninfo
 
 from replay.errors import SetupError
 from replay.model.records import Session
-from replay.targets.conninfo import parse_conninfo
+from replay.targets.conninfo import parse_conninfo, user_of
 from replay.targets.target import Target
 
 # Keys that are not run-time parameters, or that libpq sends itself.
@@ -83,7 +82,7 @@ def startup_conninfo(
     without its captured run-time ``parameters`` if asked (its role is kept)."""
     params = parse_conninfo(conninfo)
     role = timeouts.role_of(session)
-    if role and role != (params.get("user") or getpass.getuser()):
+    if role and role != user_of(conninfo):
         params["user"] = role
         # The URL's password is its own user's: never offered for another role.
         params.pop("password", None)

@@ -111,13 +111,18 @@ class Endpoint:
         params = parse_conninfo(conninfo)
         hosts = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST", "")
         port = params.get("port") or os.environ.get("PGPORT") or str(DEFAULT_PORT)
-        user = params.get("user") or os.environ.get("PGUSER") or _os_user()
-        dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user
+        dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user_of(conninfo)
         try:
             port_number = int(port.split(",")[0])
         except ValueError as exc:
             raise BadInput(f"bad port in {strip_password(conninfo)}") from exc
         return cls(tuple(hosts.split(",")), port_number, dbname)
+
+
+def user_of(conninfo: str) -> str:
+    """The role a conninfo logs in as: its ``user``, else libpq's default (``PGUSER``,
+    else the operating system user)."""
+    return parse_conninfo(conninfo).get("user") or os.environ.get("PGUSER") or _os_user()
 
 
 def _os_user() -> str:
